@@ -1,0 +1,286 @@
+package audit
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io/fs"
+	"runtime"
+	"sort"
+
+	"github.com/transparency-dev/merkle/compact"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/medsec/medsec/internal/store"
+)
+
+// Verification is the result of checking one chain: a value with a reason a
+// person can read, which goes into the audit log as it is.
+type Verification struct {
+	Chain string `json:"chain"`
+	// Events is the number of rows read; Checkpoint the size of the newest
+	// validly signed checkpoint (from the database or the file).
+	Events     uint64 `json:"events"`
+	Checkpoint uint64 `json:"checkpoint"`
+	// Checkpoints counts the signed checkpoints checked against the tree.
+	Checkpoints int  `json:"checkpoints_checked"`
+	OK          bool `json:"ok"`
+	// FirstBad is the index of the first event that is missing, changed,
+	// inserted or out of place, or -1.
+	FirstBad int64  `json:"first_bad"`
+	Problem  string `json:"problem,omitempty"`
+}
+
+// VerifyError is returned by Verify when the log fails; it matches
+// ErrTampered.
+type VerifyError struct{ V Verification }
+
+func (e *VerifyError) Error() string {
+	return fmt.Sprintf("audit chain %s: first bad event %d: %s", e.V.Chain, e.V.FirstBad, e.V.Problem)
+}
+
+// Is makes errors.Is(err, ErrTampered) true.
+func (e *VerifyError) Is(target error) bool { return target == ErrTampered }
+
+// Verifier checks a chain against its signed checkpoints.
+type Verifier struct {
+	DB             *store.DB
+	Chain          string
+	NoteVerifier   note.Verifier
+	MACKey         []byte
+	CheckpointFile string
+}
+
+// Summary is the one-line report of a verification.
+func (v Verification) Summary() string {
+	if v.OK {
+		return fmt.Sprintf("audit log intact: chain %s, %d events, %d signed checkpoints match (newest covers %d events)",
+			v.Chain, v.Events, v.Checkpoints, v.Checkpoint)
+	}
+	return fmt.Sprintf("AUDIT LOG TAMPERED: chain %s, first bad event %d: %s", v.Chain, v.FirstBad, v.Problem)
+}
+
+// Verify recomputes the chain's Merkle tree from the stored events and
+// checks every row's binding to its index, every signed checkpoint's root,
+// and that no signed checkpoint covers more events than are stored. It
+// returns a *VerifyError naming the first bad index when anything fails.
+func (vf *Verifier) Verify(ctx context.Context) (Verification, error) {
+	res := Verification{Chain: vf.Chain, FirstBad: -1}
+	cps, err := vf.checkpoints(ctx)
+	if ve := (*VerifyError)(nil); errors.As(err, &ve) {
+		return ve.V, err
+	}
+	if err != nil {
+		return res, err
+	}
+	if len(cps) == 0 {
+		return res.fail(0, "no validly signed checkpoint was found in the database or the checkpoint file")
+	}
+	res.Checkpoint = cps[len(cps)-1].Size
+	if err := vf.walk(ctx, &res, cps); err != nil {
+		return res, err
+	}
+	if res.Events < res.Checkpoint {
+		return res.fail(int64(res.Events), fmt.Sprintf("log truncated: a signed checkpoint covers %d events but only %d are stored", res.Checkpoint, res.Events))
+	}
+	var headSize int64
+	if err := vf.DB.QueryRow(ctx, `SELECT size FROM audit_heads WHERE chain = ?`, vf.Chain).Scan(&headSize); err != nil {
+		return res.fail(int64(res.Events), "the chain's head row is missing")
+	}
+	if uint64(headSize) != res.Events {
+		return res.fail(min(headSize, int64(res.Events)), fmt.Sprintf("the head says %d events, %d are stored", headSize, res.Events))
+	}
+	res.OK = true
+	return res, nil
+}
+
+func (v Verification) fail(idx int64, problem string) (Verification, error) {
+	err := v.mark(idx, problem)
+	return v, err
+}
+
+// mark records the failure in v and returns it as a *VerifyError.
+func (v *Verification) mark(idx int64, problem string) error {
+	v.OK, v.FirstBad, v.Problem = false, idx, problem
+	return &VerifyError{V: *v}
+}
+
+// checkpoints gathers validly signed checkpoints from the database and the
+// file, sorted by size. Checkpoints that disagree about one size, or any
+// badly signed one, are tampering.
+func (vf *Verifier) checkpoints(ctx context.Context) ([]Checkpoint, error) {
+	var notes []string
+	rows, err := vf.DB.Query(ctx, `SELECT note FROM audit_checkpoints WHERE chain = ? ORDER BY size`, vf.Chain)
+	if err != nil {
+		return nil, fmt.Errorf("read checkpoints: %w", err)
+	}
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		notes = append(notes, n)
+	}
+	rows.Close()
+	lines, err := readCheckpointFile(vf.CheckpointFile, vf.Chain)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, &VerifyError{V: Verification{Chain: vf.Chain, FirstBad: 0, Problem: "the checkpoint file " + vf.CheckpointFile + " is missing"}}
+	}
+	for _, l := range lines {
+		notes = append(notes, l.Note)
+	}
+	bySize := map[uint64]Checkpoint{}
+	for _, n := range notes {
+		cp, err := OpenCheckpoint(n, vf.NoteVerifier)
+		if err != nil {
+			return nil, &VerifyError{V: Verification{Chain: vf.Chain, FirstBad: 0, Problem: "a stored checkpoint is not validly signed: " + err.Error()}}
+		}
+		if old, ok := bySize[cp.Size]; ok && !bytes.Equal(old.Root, cp.Root) {
+			return nil, &VerifyError{V: Verification{Chain: vf.Chain, FirstBad: int64(cp.Size), Problem: fmt.Sprintf("two signed checkpoints of size %d disagree (the log was forked)", cp.Size)}}
+		}
+		bySize[cp.Size] = cp
+	}
+	out := make([]Checkpoint, 0, len(bySize))
+	for _, cp := range bySize {
+		out = append(out, cp)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Size < out[j].Size })
+	return out, nil
+}
+
+// verifyBatch is a run of consecutive rows checked by a worker.
+type verifyBatch struct {
+	idx    []int64
+	events [][]byte
+	macs   [][]byte
+	hashes [][]byte
+	bad    int // position of the first row whose MAC fails, or -1
+	done   chan struct{}
+}
+
+const verifyBatchSize = 2048
+
+// walk streams the rows in index order; workers hash and check MACs in
+// parallel, and the tree is extended in order.
+func (vf *Verifier) walk(ctx context.Context, res *Verification, cps []Checkpoint) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	work := make(chan *verifyBatch, 8)
+	ordered := make(chan *verifyBatch, 8)
+	readErr := make(chan error, 1)
+	go func() { readErr <- vf.read(ctx, work, ordered) }()
+	workers := runtime.GOMAXPROCS(0)
+	for range workers {
+		go vf.hashWorker(work)
+	}
+	err := vf.fold(res, cps, ordered)
+	cancel()
+	for range ordered { // let the reader finish
+	}
+	if rerr := <-readErr; rerr != nil && err == nil && !errors.Is(rerr, context.Canceled) {
+		return fmt.Errorf("read audit events: %w", rerr)
+	}
+	return err
+}
+
+func (vf *Verifier) read(ctx context.Context, work, ordered chan<- *verifyBatch) error {
+	defer close(work)
+	defer close(ordered)
+	rows, err := vf.DB.Query(ctx, `SELECT idx, event, mac FROM audit_events WHERE chain = ? ORDER BY idx`, vf.Chain)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	b := newVerifyBatch()
+	for rows.Next() {
+		var idx int64
+		var ev, mac []byte
+		if err := rows.Scan(&idx, &ev, &mac); err != nil {
+			return err
+		}
+		b.idx, b.events, b.macs = append(b.idx, idx), append(b.events, ev), append(b.macs, mac)
+		if len(b.idx) == verifyBatchSize {
+			if !send(ctx, b, work, ordered) {
+				return ctx.Err()
+			}
+			b = newVerifyBatch()
+		}
+	}
+	if len(b.idx) > 0 {
+		send(ctx, b, work, ordered)
+	}
+	return rows.Err()
+}
+
+func newVerifyBatch() *verifyBatch {
+	return &verifyBatch{bad: -1, done: make(chan struct{})}
+}
+
+func send(ctx context.Context, b *verifyBatch, work, ordered chan<- *verifyBatch) bool {
+	select {
+	case ordered <- b:
+	case <-ctx.Done():
+		return false
+	}
+	work <- b
+	return true
+}
+
+func (vf *Verifier) hashWorker(work <-chan *verifyBatch) {
+	mac := hmac.New(sha256.New, vf.MACKey)
+	for b := range work {
+		b.hashes = make([][]byte, len(b.events))
+		for i, ev := range b.events {
+			lh := hasher.HashLeaf(ev)
+			b.hashes[i] = lh
+			if b.bad < 0 && (b.idx[i] < 0 || !hmac.Equal(rowMAC(mac, vf.Chain, uint64(b.idx[i]), lh), b.macs[i])) {
+				b.bad = i
+			}
+		}
+		close(b.done)
+	}
+}
+
+// fold checks order and MACs batch by batch, extends the tree and compares
+// its root with each checkpoint as the tree reaches the checkpoint's size.
+func (vf *Verifier) fold(res *Verification, cps []Checkpoint, ordered <-chan *verifyBatch) error {
+	rng := (&compact.RangeFactory{Hash: hasher.HashChildren}).NewEmptyRange(0)
+	next := 0 // next checkpoint to check
+	for next < len(cps) && cps[next].Size == 0 {
+		if !bytes.Equal(cps[next].Root, hasher.EmptyRoot()) {
+			return res.mark(0, "the signed checkpoint of the empty log has a wrong root")
+		}
+		res.Checkpoints++
+		next++
+	}
+	for b := range ordered {
+		<-b.done
+		for i := range b.idx {
+			want := rng.End()
+			if uint64(b.idx[i]) != want {
+				return res.mark(int64(want), fmt.Sprintf("event %d is missing (deleted), the next stored is %d", want, b.idx[i]))
+			}
+			if i == b.bad || (b.bad >= 0 && i > b.bad) {
+				return res.mark(int64(want), "the event's content or position was changed, or it was inserted (its MAC does not match)")
+			}
+			rng.Append(b.hashes[i], nil)
+			res.Events = rng.End()
+			for next < len(cps) && cps[next].Size == rng.End() {
+				root, _ := rng.GetRootHash(nil)
+				if !bytes.Equal(root, cps[next].Root) {
+					return res.mark(int64(rng.End()-1), fmt.Sprintf("the tree of %d events does not match its signed checkpoint", rng.End()))
+				}
+				res.Checkpoints++
+				next++
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,245 @@
+package keys
+
+import (
+	"context"
+	"crypto/cipher"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/medsec/medsec/internal/store"
+)
+
+// Migrations create the data-key table.
+var Migrations = []store.Migration{
+	{Component: "keys", Version: 1, Name: "data keys", SQL: `CREATE TABLE data_keys (
+		owner TEXT PRIMARY KEY,
+		kind TEXT NOT NULL,
+		kek_id TEXT NOT NULL,
+		wrapped BLOB,
+		created_at BIGINT NOT NULL,
+		destroyed_at BIGINT,
+		destroyed_by TEXT,
+		destroy_basis TEXT);
+		CREATE INDEX data_keys_kek ON data_keys (kek_id)`},
+}
+
+// Keyring hands out the data keys of patients and of the system, stored
+// wrapped in the database.
+type Keyring struct {
+	db       *store.DB
+	provider KeyProvider
+
+	mu    sync.Mutex
+	cache map[string]cachedKey // owner → unwrapped key; bounded
+}
+
+type cachedKey struct {
+	wrappedSum [32]byte
+	aead       cipher.AEAD
+	raw        []byte
+}
+
+const cacheLimit = 50000
+
+// NewKeyring returns a keyring over db whose keys are wrapped by provider.
+func NewKeyring(db *store.DB, provider KeyProvider) *Keyring {
+	return &Keyring{db: db, provider: provider, cache: map[string]cachedKey{}}
+}
+
+// Provider returns the KEK provider.
+func (k *Keyring) Provider() KeyProvider { return k.provider }
+
+// DestroyedError says when, by whom and on what basis a patient's data key
+// was destroyed. It matches ErrDestroyed with errors.Is.
+type DestroyedError struct {
+	Patient string
+	At      time.Time
+	By      string
+	Basis   string // e.g. "REQUEST erasure 2026-0012" or "POLICY kr-emr-10y"
+}
+
+func (e *DestroyedError) Error() string {
+	return fmt.Sprintf("patient %s: data destroyed on %s by %s (%s); it cannot be read again",
+		e.Patient, e.At.UTC().Format("2006-01-02 15:04 UTC"), e.Basis, e.By)
+}
+
+// Is makes errors.Is(err, ErrDestroyed) true.
+func (e *DestroyedError) Is(target error) bool { return target == ErrDestroyed }
+
+func patientOwner(id string) string { return "patient:" + id }
+func systemOwner(name string) string { return "system:" + name }
+
+func wrapAAD(owner string) []byte { return []byte("medsec.datakey.v1\x00" + owner) }
+
+// CreatePatientKey makes and stores a new data key for a patient, in the
+// caller's transaction (the patient row is written in the same one).
+func (k *Keyring) CreatePatientKey(ctx context.Context, tx *store.Tx, patientID string) (*PatientKey, error) {
+	aead, err := k.create(ctx, tx, patientOwner(patientID), "patient")
+	if err != nil {
+		return nil, fmt.Errorf("create data key for patient %s: %w", patientID, err)
+	}
+	return &PatientKey{patient: patientID, aead: aead}, nil
+}
+
+func (k *Keyring) create(ctx context.Context, q store.Querier, owner, kind string) (cipher.AEAD, error) {
+	raw := randBytes(32)
+	w, err := k.provider.Wrap(ctx, raw, wrapAAD(owner))
+	if err != nil {
+		return nil, err
+	}
+	_, err = q.Exec(ctx, `INSERT INTO data_keys (owner, kind, kek_id, wrapped, created_at) VALUES (?, ?, ?, ?, ?)`,
+		owner, kind, w.KeyID, w.Ciphertext, time.Now().UnixNano())
+	if err != nil {
+		return nil, err
+	}
+	return newGCM(raw), nil
+}
+
+// ForPatient returns the patient's data key. It reads the key's row each
+// time, so a key destroyed by another process is never used from a cache;
+// only the unwrapping is cached. A destroyed key gives a *DestroyedError.
+func (k *Keyring) ForPatient(ctx context.Context, q store.Querier, patientID string) (*PatientKey, error) {
+	aead, _, err := k.load(ctx, q, patientOwner(patientID))
+	if err != nil {
+		var de *DestroyedError
+		if errors.As(err, &de) {
+			de.Patient = patientID
+		}
+		return nil, err
+	}
+	return &PatientKey{patient: patientID, aead: aead}, nil
+}
+
+func (k *Keyring) load(ctx context.Context, q store.Querier, owner string) (cipher.AEAD, []byte, error) {
+	var (
+		kekID, by, basis string
+		wrapped          []byte
+		destroyedAt      *int64
+	)
+	err := q.QueryRow(ctx, `SELECT kek_id, wrapped, destroyed_at, COALESCE(destroyed_by, ''), COALESCE(destroy_basis, '') FROM data_keys WHERE owner = ?`, owner).
+		Scan(&kekID, &wrapped, &destroyedAt, &by, &basis)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil, fmt.Errorf("%w for %s", ErrNoKey, owner)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("read data key of %s: %w", owner, err)
+	}
+	if destroyedAt != nil {
+		return nil, nil, &DestroyedError{At: time.Unix(0, *destroyedAt), By: by, Basis: basis}
+	}
+	sum := sha256.Sum256(wrapped)
+	k.mu.Lock()
+	c, ok := k.cache[owner]
+	k.mu.Unlock()
+	if ok && c.wrappedSum == sum {
+		return c.aead, c.raw, nil
+	}
+	raw, err := k.provider.Unwrap(ctx, Wrapped{KeyID: kekID, Ciphertext: wrapped}, wrapAAD(owner))
+	if err != nil {
+		return nil, nil, fmt.Errorf("unwrap data key of %s: %w", owner, err)
+	}
+	c = cachedKey{wrappedSum: sum, aead: newGCM(raw), raw: raw}
+	k.mu.Lock()
+	if len(k.cache) >= cacheLimit {
+		clear(k.cache)
+	}
+	k.cache[owner] = c
+	k.mu.Unlock()
+	return c.aead, raw, nil
+}
+
+// DestroyPatientKey crypto-shreds a patient: the wrapped key is overwritten
+// and the row keeps only when, by whom and why. It runs in the caller's
+// transaction, next to the audit event that records it.
+func (k *Keyring) DestroyPatientKey(ctx context.Context, tx *store.Tx, patientID, by, basis string) error {
+	owner := patientOwner(patientID)
+	res, err := tx.Exec(ctx, `UPDATE data_keys SET wrapped = NULL, destroyed_at = ?, destroyed_by = ?, destroy_basis = ? WHERE owner = ? AND destroyed_at IS NULL`,
+		time.Now().UnixNano(), by, basis, owner)
+	if err != nil {
+		return fmt.Errorf("destroy data key of patient %s: %w", patientID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		_, err := k.ForPatient(ctx, tx, patientID)
+		return fmt.Errorf("destroy data key of patient %s: %w", patientID, err)
+	}
+	k.mu.Lock()
+	delete(k.cache, owner)
+	k.mu.Unlock()
+	return nil
+}
+
+// SystemKey returns the named 32-byte system secret (audit MAC key,
+// pseudonym key, blind-index key …), creating it on first use.
+func (k *Keyring) SystemKey(ctx context.Context, name string) ([]byte, error) {
+	owner := systemOwner(name)
+	_, raw, err := k.load(ctx, k.db, owner)
+	if errors.Is(err, ErrNoKey) {
+		err = k.db.ReadWriteTx(ctx, func(ctx context.Context, tx *store.Tx) error {
+			_, cerr := k.create(ctx, tx, owner, "system")
+			return cerr
+		})
+		if err != nil && !errors.Is(err, store.ErrConflict) {
+			return nil, fmt.Errorf("create system key %s: %w", name, err)
+		}
+		_, raw, err = k.load(ctx, k.db, owner)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("system key %s: %w", name, err)
+	}
+	return raw, nil
+}
+
+// PatientKey seals and opens one patient's fields.
+type PatientKey struct {
+	patient string
+	aead    cipher.AEAD
+}
+
+// Field names where a sealed value lives; it becomes the associated data,
+// so a ciphertext moved to another row, field or patient fails to open.
+type Field struct {
+	Table, Record, Name string
+}
+
+const sealVersion = 1
+
+// Seal encrypts plaintext for the field. The result is
+// version || nonce || AES-256-GCM ciphertext and tag.
+func (pk *PatientKey) Seal(f Field, plaintext []byte) []byte {
+	nonce := randBytes(pk.aead.NonceSize())
+	out := make([]byte, 1, 1+len(nonce)+len(plaintext)+pk.aead.Overhead())
+	out[0] = sealVersion
+	out = append(out, nonce...)
+	return pk.aead.Seal(out, nonce, plaintext, pk.aad(f))
+}
+
+// Open decrypts a sealed field; any change, or a ciphertext from another
+// field, row or patient, gives ErrTampered.
+func (pk *PatientKey) Open(f Field, sealed []byte) ([]byte, error) {
+	n := pk.aead.NonceSize()
+	if len(sealed) < 1+n+pk.aead.Overhead() || sealed[0] != sealVersion {
+		return nil, fmt.Errorf("open %s.%s of %s: %w", f.Table, f.Name, f.Record, ErrTampered)
+	}
+	pt, err := pk.aead.Open(nil, sealed[1:1+n], sealed[1+n:], pk.aad(f))
+	if err != nil {
+		return nil, fmt.Errorf("open %s.%s of %s: %w", f.Table, f.Name, f.Record, ErrTampered)
+	}
+	return pt, nil
+}
+
+// Patient is the id of the key's patient.
+func (pk *PatientKey) Patient() string { return pk.patient }
+
+func (pk *PatientKey) aad(f Field) []byte {
+	b := make([]byte, 0, 64)
+	b = append(b, "medsec.seal.v1"...)
+	for _, s := range []string{f.Table, f.Record, f.Name, pk.patient} {
+		b = binary.BigEndian.AppendUint32(b, uint32(len(s)))
+		b = append(b, s...)
+	}
+	return b
+}

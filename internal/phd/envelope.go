@@ -55,6 +55,7 @@ type DeviceSigner struct {
 	deviceID string
 	alg      cose.Algorithm
 	signer   cose.Signer
+	pub      crypto.PublicKey
 }
 
 // NewDeviceSigner picks ES256 for a P-256 ECDSA key and EdDSA for Ed25519.
@@ -70,8 +71,11 @@ func NewDeviceSigner(deviceID string, key crypto.Signer) (*DeviceSigner, error) 
 	if err != nil {
 		return nil, fmt.Errorf("device signer %s: %w", deviceID, err)
 	}
-	return &DeviceSigner{deviceID: deviceID, alg: alg, signer: s}, nil
+	return &DeviceSigner{deviceID: deviceID, alg: alg, signer: s, pub: key.Public()}, nil
 }
+
+// Public is the device's public key, the one its certificate carries.
+func (s *DeviceSigner) Public() crypto.PublicKey { return s.pub }
 
 // DeviceID is the id the signer signs for.
 func (s *DeviceSigner) DeviceID() string { return s.deviceID }

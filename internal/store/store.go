@@ -60,6 +60,9 @@ type Backend interface {
 	// LockChain serializes writers of one named append-only chain (the
 	// audit log) inside tx until it commits.
 	LockChain(ctx context.Context, tx *sql.Tx, chain string) error
+	// Compact makes deleted data leave the files now (SQLite: checkpoint
+	// and truncate the WAL; secure_delete already zeroes freed pages).
+	Compact(ctx context.Context, db *sql.DB) error
 	// Close releases the engine's resources.
 	Close() error
 }
@@ -87,6 +90,12 @@ func (db *DB) Close() error {
 		err = errors.Join(err, db.read.Close())
 	}
 	return errors.Join(err, db.backend.Close())
+}
+
+// Compact makes deleted data leave the database files now, after a
+// crypto-shredding or a retention run.
+func (db *DB) Compact(ctx context.Context) error {
+	return db.classify(db.backend.Compact(ctx, db.write))
 }
 
 // Querier runs statements written with '?' placeholders on either backend.

@@ -55,6 +55,10 @@ func (backend) Dialect() store.Dialect { return store.Postgres }
 
 func (backend) Close() error { return nil }
 
+// Compact does nothing: PostgreSQL reclaims dead rows with (auto)vacuum,
+// which the database administrator schedules.
+func (backend) Compact(context.Context, *sql.DB) error { return nil }
+
 // LockChain takes a transaction-scoped advisory lock named after the chain,
 // so replicas append to one chain one at a time.
 func (backend) LockChain(ctx context.Context, tx *sql.Tx, chain string) error {

@@ -88,6 +88,11 @@ func (backend) Dialect() store.Dialect { return store.SQLite }
 
 func (backend) Close() error { return nil }
 
+func (backend) Compact(ctx context.Context, db *sql.DB) error {
+	_, err := db.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)")
+	return err
+}
+
 // LockChain needs nothing: every write transaction begins IMMEDIATE and so
 // already holds SQLite's single write lock.
 func (backend) LockChain(context.Context, *sql.Tx, string) error { return nil }

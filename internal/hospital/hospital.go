@@ -1,0 +1,195 @@
+// Package hospital assembles one medsec installation from its data
+// directory: configuration, key provider, database, audit log, staff
+// directory and the one door to patient data. Commands and servers call
+// Init once and Open every time; nothing else wires these together.
+package hospital
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/medsec/medsec/internal/audit"
+	"github.com/medsec/medsec/internal/config"
+	"github.com/medsec/medsec/internal/identity"
+	"github.com/medsec/medsec/internal/keys"
+	"github.com/medsec/medsec/internal/records"
+	"github.com/medsec/medsec/internal/store"
+	"github.com/medsec/medsec/internal/store/postgres"
+	"github.com/medsec/medsec/internal/store/sqlite"
+)
+
+// Hospital is an open installation.
+type Hospital struct {
+	Config *config.Config
+	DB     *store.DB
+	Keys   *keys.Keyring
+	Audit  *audit.Log
+	Staff  *identity.Directory
+	Door   *records.Door
+
+	verifier note.Verifier
+	macKey   []byte
+}
+
+// Names of the system secrets kept wrapped in the database.
+const (
+	secretAuditMAC    = "audit-mac"
+	secretAuditSigner = "audit-signer"
+	secretPseudonym   = "pseudonym"
+	secretBlindIndex  = "blind-index"
+)
+
+// migrations lists every component's schema in dependency order.
+func migrations() [][]store.Migration {
+	return [][]store.Migration{keys.Migrations, audit.Migrations, identity.Migrations, records.Migrations}
+}
+
+// OpenOptions says how to open an installation.
+type OpenOptions struct {
+	Passphrase []byte
+	// DSN overrides the configured PostgreSQL connection (--db).
+	DSN string
+	// KDF is used only by Init (tests lower it).
+	KDF *keys.KDFParams
+}
+
+// Open opens the installation in dir.
+func Open(ctx context.Context, dir string, opt OpenOptions) (*Hospital, error) {
+	cfg, err := config.Load(dir)
+	if err != nil {
+		return nil, err
+	}
+	if opt.DSN != "" {
+		cfg.Database.Driver, cfg.Database.DSN, cfg.Database.DSNEnv = "postgres", opt.DSN, ""
+	}
+	provider, err := keys.OpenKeyFile(cfg.Path(cfg.Keys.File), opt.Passphrase)
+	if err != nil {
+		return nil, err
+	}
+	db, err := openDB(ctx, cfg, false)
+	if err != nil {
+		return nil, err
+	}
+	h, err := assemble(ctx, cfg, db, provider)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return h, nil
+}
+
+func openDB(ctx context.Context, cfg *config.Config, create bool) (*store.DB, error) {
+	if cfg.Database.Driver == "postgres" {
+		return postgres.Open(ctx, cfg.DSN())
+	}
+	return sqlite.Open(ctx, cfg.Path(cfg.Database.Path), create)
+}
+
+func assemble(ctx context.Context, cfg *config.Config, db *store.DB, provider keys.KeyProvider) (*Hospital, error) {
+	if err := db.Migrate(ctx, migrations()...); err != nil {
+		return nil, fmt.Errorf("prepare database: %w", err)
+	}
+	h := &Hospital{Config: cfg, DB: db, Keys: keys.NewKeyring(db, provider), Staff: identity.NewDirectory(db)}
+	secrets := map[string][]byte{}
+	for _, name := range []string{secretAuditMAC, secretAuditSigner, secretPseudonym, secretBlindIndex} {
+		s, err := h.Keys.SystemKey(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		secrets[name] = s
+	}
+	signer, err := audit.NewSigner(cfg.AuditOrigin(), secrets[secretAuditSigner])
+	if err != nil {
+		return nil, err
+	}
+	if h.verifier, err = loadVerifier(cfg, signer); err != nil {
+		return nil, err
+	}
+	h.macKey = secrets[secretAuditMAC]
+	h.Audit, err = audit.Open(ctx, db, audit.Config{Chain: cfg.Audit.Chain, Signer: signer, MACKey: h.macKey,
+		CheckpointFile: cfg.Path(cfg.Audit.CheckpointFile), Every: cfg.Audit.CheckpointEvery, Interval: cfg.Audit.CheckpointInterval})
+	if err != nil {
+		return nil, err
+	}
+	decider, err := newDecider()
+	if err != nil {
+		h.Audit.Close(ctx)
+		return nil, err
+	}
+	h.Door, err = records.New(records.Config{DB: db, Keys: h.Keys, Audit: h.Audit, Decider: decider,
+		PseudonymKey: secrets[secretPseudonym], IndexKey: secrets[secretBlindIndex]})
+	if err != nil {
+		h.Audit.Close(ctx)
+		return nil, err
+	}
+	return h, nil
+}
+
+// loadVerifier reads the published verifier key and checks that it is the
+// signer's: a swapped key file must not make forged checkpoints verify.
+func loadVerifier(cfg *config.Config, signer *audit.Signer) (note.Verifier, error) {
+	want, err := signer.VerifierKey()
+	if err != nil {
+		return nil, err
+	}
+	path := cfg.Path(cfg.Audit.VerifierKeyFile)
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := os.WriteFile(path, []byte(want+"\n"), 0o644); err != nil {
+			return nil, fmt.Errorf("write audit verifier key: %w", err)
+		}
+		raw = []byte(want)
+	} else if err != nil {
+		return nil, fmt.Errorf("read audit verifier key: %w", err)
+	}
+	if strings.TrimSpace(string(raw)) != want {
+		return nil, fmt.Errorf("audit verifier key %s does not belong to this installation's signing key", path)
+	}
+	return note.NewVerifier(want)
+}
+
+// Verifier returns the audit log's verifier.
+func (h *Hospital) Verifier() *audit.Verifier {
+	return &audit.Verifier{DB: h.DB, Chain: h.Config.Audit.Chain, NoteVerifier: h.verifier,
+		MACKey: h.macKey, CheckpointFile: h.Config.Path(h.Config.Audit.CheckpointFile)}
+}
+
+// Close signs a final checkpoint and closes the database.
+func (h *Hospital) Close(ctx context.Context) error {
+	err := h.Audit.Close(ctx)
+	return errors.Join(err, h.DB.Close())
+}
+
+func randomPassword() string {
+	b := make([]byte, 12)
+	rand.Read(b)
+	s := hex.EncodeToString(b)
+	return s[:6] + "-" + s[6:12] + "-" + s[12:18] + "-" + s[18:]
+}
+
+// ensureDir makes dir (mode 0700) and refuses one that already holds files.
+func ensureDir(dir string) (created bool, err error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return true, os.MkdirAll(dir, 0o700)
+	}
+	if err != nil {
+		return false, err
+	}
+	if _, err := os.Stat(filepath.Join(dir, config.FileName)); err == nil {
+		return false, fmt.Errorf("%s already holds a medsec installation; refusing to overwrite it", dir)
+	}
+	if len(entries) > 0 {
+		return false, fmt.Errorf("%s is not empty; choose a new or empty directory", dir)
+	}
+	return false, os.Chmod(dir, 0o700)
+}

@@ -1,0 +1,212 @@
+package records
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/medsec/medsec/internal/audit"
+	"github.com/medsec/medsec/internal/keys"
+	"github.com/medsec/medsec/internal/store"
+)
+
+// Record is one clinical record: an observation, a note, an order… Its
+// code and payload are sealed; class, dates and labels are the metadata a
+// policy and a retention rule need.
+type Record struct {
+	ID        string
+	PatientID string
+	Class     string
+	Code      string    // e.g. a LOINC or MDC code
+	Effective time.Time // when it happened (retention and search run on it)
+	Created   time.Time
+	CreatedBy string
+	Source    string // device, staff or import that produced it (lineage)
+	Labels    []string
+	Payload   []byte // the clinical content (FHIR JSON or a compact form)
+}
+
+// AddRecords stores records of one patient in one transaction with one
+// audit event (a device batch, an import). The records get ids.
+func (d *Door) AddRecords(ctx context.Context, req Request, patientID string, recs []Record) ([]string, error) {
+	if len(recs) == 0 {
+		return nil, fmt.Errorf("%w: no records to add", ErrInvalid)
+	}
+	class := recs[0].Class
+	for _, r := range recs {
+		if r.Class == "" || r.Class != class {
+			return nil, fmt.Errorf("%w: one batch holds records of one class", ErrInvalid)
+		}
+	}
+	facts, err := d.facts(ctx, d.db, patientID)
+	if err != nil {
+		return nil, err
+	}
+	a := &access{req: req, action: ActionWrite, class: class, facts: facts,
+		resource: fmt.Sprintf("Patient/%s/%s[%d]", facts.Pseudonym, class, len(recs))}
+	if err := d.authorize(ctx, a); err != nil {
+		return nil, err
+	}
+	pk, err := d.patientKey(ctx, facts)
+	if err != nil {
+		return nil, d.auditFailure(ctx, a, err)
+	}
+	ids := make([]string, len(recs))
+	err = d.db.ReadWriteTx(ctx, func(ctx context.Context, tx *store.Tx) error {
+		if _, err := d.log.AppendTx(ctx, tx, d.event(a, audit.Success, "")); err != nil {
+			return err
+		}
+		return d.insertRecords(ctx, tx, pk, req.Who.ID, recs, ids)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("add records: %w", err)
+	}
+	return ids, nil
+}
+
+const recordCols = 11
+
+func (d *Door) insertRecords(ctx context.Context, tx *store.Tx, pk *keys.PatientKey, by string, recs []Record, ids []string) error {
+	now := d.now().UnixNano()
+	const perStmt = 80
+	args := make([]any, 0, perStmt*recordCols)
+	for i, r := range recs {
+		id := newID("rec_")
+		ids[i] = id
+		eff := r.Effective
+		if eff.IsZero() {
+			eff = d.now()
+		}
+		code := pk.Seal(keys.Field{Table: "phi_records", Record: id, Name: "code"}, []byte(r.Code))
+		payload := pk.Seal(keys.Field{Table: "phi_records", Record: id, Name: "payload"}, r.Payload)
+		args = append(args, id, pk.Patient(), r.Class, d.blindIndex("code", r.Class+"|"+r.Code), eff.UnixNano(),
+			now, by, r.Source, strings.Join(r.Labels, ","), code, payload)
+		if len(args) == perStmt*recordCols || i == len(recs)-1 {
+			q := `INSERT INTO phi_records (id, patient_id, class, code_digest, effective_at, created_at, created_by, source, labels, code, payload) VALUES ` +
+				store.Placeholders(len(args)/recordCols, recordCols)
+			if _, err := tx.Exec(ctx, q, args...); err != nil {
+				return err
+			}
+			args = args[:0]
+		}
+	}
+	return nil
+}
+
+// Filter narrows a search of a patient's records.
+type Filter struct {
+	Class    string
+	Code     string
+	From, To time.Time // effective time, [From, To)
+	Limit    int
+}
+
+// Record reads one record.
+func (d *Door) Record(ctx context.Context, req Request, id string) (Record, error) {
+	var patientID, class string
+	err := d.db.QueryRow(ctx, `SELECT patient_id, class FROM phi_records WHERE id = ?`, id).Scan(&patientID, &class)
+	if err != nil {
+		return Record{}, fmt.Errorf("%w: record %s", ErrNotFound, id)
+	}
+	recs, err := d.records(ctx, req, patientID, Filter{Class: class}, id)
+	if err != nil {
+		return Record{}, err
+	}
+	if len(recs) == 0 {
+		return Record{}, fmt.Errorf("%w: record %s", ErrNotFound, id)
+	}
+	return recs[0], nil
+}
+
+// Records searches a patient's records; one audit event covers the search.
+func (d *Door) Records(ctx context.Context, req Request, patientID string, f Filter) ([]Record, error) {
+	if f.Class == "" {
+		return nil, fmt.Errorf("%w: a record search names a class (observation, note, …)", ErrInvalid)
+	}
+	return d.records(ctx, req, patientID, f, "")
+}
+
+func (d *Door) records(ctx context.Context, req Request, patientID string, f Filter, id string) ([]Record, error) {
+	facts, err := d.facts(ctx, d.db, patientID)
+	if err != nil {
+		return nil, err
+	}
+	a := &access{req: req, action: ActionRead, class: f.Class, facts: facts, resource: "Patient/" + facts.Pseudonym + "/" + f.Class}
+	if id != "" {
+		a.resource = f.Class + "/" + id
+	}
+	if err := d.authorize(ctx, a); err != nil {
+		return nil, err
+	}
+	pk, err := d.patientKey(ctx, facts)
+	if err != nil {
+		return nil, d.auditFailure(ctx, a, err)
+	}
+	if err := d.auditRead(ctx, a, ""); err != nil {
+		return nil, err
+	}
+	return d.queryRecords(ctx, pk, patientID, f, id)
+}
+
+func (d *Door) queryRecords(ctx context.Context, pk *keys.PatientKey, patientID string, f Filter, id string) ([]Record, error) {
+	q := `SELECT id, class, effective_at, created_at, created_by, source, labels, code, payload FROM phi_records WHERE patient_id = ? AND class = ?`
+	args := []any{patientID, f.Class}
+	if id != "" {
+		q += ` AND id = ?`
+		args = append(args, id)
+	}
+	if f.Code != "" {
+		q += ` AND code_digest = ?`
+		args = append(args, d.blindIndex("code", f.Class+"|"+f.Code))
+	}
+	if !f.From.IsZero() {
+		q += ` AND effective_at >= ?`
+		args = append(args, f.From.UnixNano())
+	}
+	if !f.To.IsZero() {
+		q += ` AND effective_at < ?`
+		args = append(args, f.To.UnixNano())
+	}
+	q += ` ORDER BY effective_at, id`
+	if f.Limit > 0 {
+		q += fmt.Sprintf(` LIMIT %d`, f.Limit)
+	}
+	rows, err := d.db.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read records: %w", err)
+	}
+	defer rows.Close()
+	var out []Record
+	for rows.Next() {
+		r, err := scanRecord(rows, pk, patientID)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanRecord(rows scanner, pk *keys.PatientKey, patientID string) (Record, error) {
+	r := Record{PatientID: patientID}
+	var eff, created int64
+	var labels string
+	var code, payload []byte
+	if err := rows.Scan(&r.ID, &r.Class, &eff, &created, &r.CreatedBy, &r.Source, &labels, &code, &payload); err != nil {
+		return Record{}, err
+	}
+	r.Effective, r.Created = time.Unix(0, eff), time.Unix(0, created)
+	r.Labels = splitList(labels)
+	c, err := pk.Open(keys.Field{Table: "phi_records", Record: r.ID, Name: "code"}, code)
+	if err != nil {
+		return Record{}, err
+	}
+	r.Code = string(c)
+	if r.Payload, err = pk.Open(keys.Field{Table: "phi_records", Record: r.ID, Name: "payload"}, payload); err != nil {
+		return Record{}, err
+	}
+	return r, nil
+}

@@ -2,6 +2,7 @@ package dicomtest
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 
 	"github.com/suyashkumar/dicom"
@@ -219,10 +220,11 @@ func (g *generator) privateAttrs(b *builder, p Patient) {
 	b.private(tag.Tag{Group: 0x0009, Element: 0x0010}, "LO", str(PrivateCreator))
 	b.private(tag.Tag{Group: 0x0009, Element: 0x1001}, "LO", str(p.NameLatin))
 	b.private(tag.Tag{Group: 0x0009, Element: 0x1002}, "US", []int{42})
-	inner, err := Private(tag.Tag{Group: 0x0009, Element: 0x1004}, "LO", str(p.ID))
-	if err != nil {
+	creator, err1 := Private(tag.Tag{Group: 0x0009, Element: 0x0010}, "LO", str(PrivateCreator))
+	inner, err2 := Private(tag.Tag{Group: 0x0009, Element: 0x1004}, "LO", str(p.ID))
+	if err := errors.Join(err1, err2); err != nil {
 		b.err = err
 		return
 	}
-	b.private(tag.Tag{Group: 0x0009, Element: 0x1003}, "SQ", [][]*dicom.Element{{inner}})
+	b.private(tag.Tag{Group: 0x0009, Element: 0x1003}, "SQ", [][]*dicom.Element{{creator, inner}})
 }

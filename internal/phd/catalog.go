@@ -264,7 +264,8 @@ func indexCatalog() map[Code]int {
 	return m
 }
 
-// LookupKind returns the catalog entry for code.
+// LookupKind returns the catalog entry for code. The entry shares its
+// slices with the catalog: read it, do not change it.
 func LookupKind(code Code) (Kind, bool) {
 	i, ok := catalogByCode[code]
 	if !ok {

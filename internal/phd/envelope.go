@@ -151,6 +151,19 @@ func encodeProtected(h protectedHeader) ([]byte, error) {
 	return encMode.Marshal(inner)
 }
 
+// CheckBinding compares the header with what the device's certificate
+// binds it to (its serial and its pseudonymous patient reference). The
+// gateway and the server both call it with the certificate's values.
+func (h Header) CheckBinding(deviceID, patient string) error {
+	if h.DeviceID != deviceID {
+		return refuse(ReasonCertificateMismatch, "message names device %s, the certificate %s", h.DeviceID, deviceID)
+	}
+	if h.Patient != patient {
+		return refuse(ReasonCertificateMismatch, "message from device %s names a patient its certificate is not bound to", h.DeviceID)
+	}
+	return nil
+}
+
 // Signed is a parsed, not yet verified, message.
 type Signed struct {
 	msg      cose.Sign1Message

@@ -304,3 +304,17 @@ func TestNewDeviceSignerRefusesOtherKeys(t *testing.T) {
 	_, err = NewDeviceSigner("dev-1", p384)
 	wantReason(t, "NewDeviceSigner(P-384)", err, ReasonUnsupportedAlgorithm)
 }
+
+func TestHeaderCheckBinding(t *testing.T) {
+	h := Header{DeviceID: "dev-1", Patient: "pt-1"}
+	if err := h.CheckBinding("dev-1", "pt-1"); err != nil {
+		t.Errorf("CheckBinding(own certificate) = %v", err)
+	}
+	for _, c := range []struct{ dev, pt string }{{"dev-2", "pt-1"}, {"dev-1", "pt-2"}} {
+		err := h.CheckBinding(c.dev, c.pt)
+		wantReason(t, "CheckBinding("+c.dev+", "+c.pt+")", err, ReasonCertificateMismatch)
+		if !errors.Is(err, ErrCertificateMismatch) {
+			t.Errorf("errors.Is(%v, ErrCertificateMismatch) = false", err)
+		}
+	}
+}

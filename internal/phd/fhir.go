@@ -2,7 +2,6 @@ package phd
 
 import (
 	"encoding/json"
-	"fmt"
 	"strconv"
 	"time"
 )
@@ -213,9 +212,4 @@ func fhirDateTime(t time.Time) string {
 		return t.Format(time.RFC3339)
 	}
 	return t.Format("2006-01-02T15:04:05.000Z07:00")
-}
-
-// String renders a reading for logs without its value (PHI stays out).
-func (r Reading) String() string {
-	return fmt.Sprintf("reading %s code %d", r.ID(), uint32(r.Code))
 }

@@ -46,6 +46,11 @@ type Reading struct {
 	Flag      Flag // physiological-limit flags of Value or of the components
 }
 
+// String names a reading for logs without its value (PHI stays out).
+func (r Reading) String() string {
+	return fmt.Sprintf("reading %s code %d", r.ID(), uint32(r.Code))
+}
+
 // ID is the reading's stable identity: the same message delivered twice
 // yields the same IDs, which makes storing idempotent.
 func (r Reading) ID() string { return fmt.Sprintf("%s-%d", r.MessageID, r.Index) }
@@ -198,10 +203,10 @@ func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 
 // printable shortens and sanitises a string from the wire for an error message.
 func printable(s string) string {
-	const max = 32
+	const limit = 32
 	out := make([]rune, 0, len(s))
 	for _, r := range s {
-		if len(out) == max {
+		if len(out) == limit {
 			return string(out) + "…"
 		}
 		if r < 0x20 || r == 0x7f {

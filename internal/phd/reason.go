@@ -34,6 +34,9 @@ const (
 	// ReasonBindingMismatch: the encrypted batch names another device,
 	// patient, sequence number or message id than the signed header.
 	ReasonBindingMismatch Reason = "binding-mismatch"
+	// ReasonCertificateMismatch: the signed header names a device or a
+	// patient other than the one the device's certificate is bound to.
+	ReasonCertificateMismatch Reason = "certificate-mismatch"
 	// ReasonUnknownCode: the measurement code is not in the catalog.
 	ReasonUnknownCode Reason = "unknown-code"
 	// ReasonUnitMismatch: the unit is not one the catalog allows for the code.
@@ -107,6 +110,9 @@ var (
 	// ErrBindingMismatch: reject and audit; someone re-signed another
 	// device's ciphertext.
 	ErrBindingMismatch = &Error{Reason: ReasonBindingMismatch}
+	// ErrCertificateMismatch: reject and audit; a device speaks for a
+	// patient (or as a device) its certificate does not name.
+	ErrCertificateMismatch = &Error{Reason: ReasonCertificateMismatch}
 	// ErrTimestampFuture: reject; the device clock must be set.
 	ErrTimestampFuture = &Error{Reason: ReasonTimestampFuture}
 	// ErrTimestampTooOld: reject; the message is stale.

@@ -360,3 +360,16 @@ func TestCloseRefusesAppends(t *testing.T) {
 		t.Errorf("append after close: got %v, want ErrUnavailable", err)
 	}
 }
+
+func TestProofEventMustMatchLeaf(t *testing.T) {
+	f := newFixture(t, storetest.OpenSQLite(t))
+	f.appendN(t, 5)
+	p, err := f.vf.Prove(context.Background(), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Event.Actor = "someone-else"
+	if err := CheckProof(p, f.vf.NoteVerifier); err == nil {
+		t.Error("a proof whose readable event was altered still checks")
+	}
+}

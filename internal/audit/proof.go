@@ -1,7 +1,9 @@
 package audit
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -124,6 +126,17 @@ func CheckProof(p InclusionProof, verifier note.Verifier) error {
 	lh := hasher.HashLeaf(p.Leaf)
 	if err := proof.VerifyInclusion(hasher, p.Index, p.Size, lh, p.Hashes, cp.Root); err != nil {
 		return fmt.Errorf("event %d is not in the signed log: %w", p.Index, err)
+	}
+	// The decoded event is what a person reads: it must say what the
+	// proven bytes say.
+	ev, err := DecodeLeaf(p.Leaf)
+	if err != nil {
+		return err
+	}
+	a, _ := json.Marshal(ev)
+	b, _ := json.Marshal(p.Event)
+	if !bytes.Equal(a, b) || ev.Index != p.Index {
+		return errors.New("the event shown in the proof differs from the proven event")
 	}
 	return nil
 }

@@ -70,9 +70,9 @@ type vital struct {
 func observationJSON(patientRef string, v vital, at time.Time) []byte {
 	obs := map[string]any{
 		"resourceType": "Observation", "status": "final",
-		"category": []any{map[string]any{"coding": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs"}}}},
-		"code":     map[string]any{"coding": []any{map[string]any{"system": "http://loinc.org", "code": v.loinc, "display": v.display}}},
-		"subject":  map[string]any{"reference": patientRef},
+		"category":          []any{map[string]any{"coding": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs"}}}},
+		"code":              map[string]any{"coding": []any{map[string]any{"system": "http://loinc.org", "code": v.loinc, "display": v.display}}},
+		"subject":           map[string]any{"reference": patientRef},
 		"effectiveDateTime": at.UTC().Format(time.RFC3339),
 		"valueQuantity":     map[string]any{"value": v.value, "unit": v.unit, "system": "http://unitsofmeasure.org", "code": v.unit},
 	}

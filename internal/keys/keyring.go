@@ -70,7 +70,7 @@ func (e *DestroyedError) Error() string {
 // Is makes errors.Is(err, ErrDestroyed) true.
 func (e *DestroyedError) Is(target error) bool { return target == ErrDestroyed }
 
-func patientOwner(id string) string { return "patient:" + id }
+func patientOwner(id string) string  { return "patient:" + id }
 func systemOwner(name string) string { return "system:" + name }
 
 func wrapAAD(owner string) []byte { return []byte("medsec.datakey.v1\x00" + owner) }

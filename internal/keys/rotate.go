@@ -9,9 +9,9 @@ import (
 
 // RotationReport says what a rotation did.
 type RotationReport struct {
-	NewKeyID string
+	NewKeyID  string
 	Rewrapped int
-	Retired  []string
+	Retired   []string
 }
 
 // Rotate makes a new KEK active, re-wraps every data key under it (the

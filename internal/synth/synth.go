@@ -25,7 +25,9 @@ type Person struct {
 type Generator struct{ r *rand.Rand }
 
 // New returns a generator for seed.
-func New(seed uint64) *Generator { return &Generator{r: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))} }
+func New(seed uint64) *Generator {
+	return &Generator{r: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
+}
 
 var (
 	surnames = []struct{ h, r string }{{"김", "Kim"}, {"이", "Lee"}, {"박", "Park"}, {"최", "Choi"}, {"정", "Jung"},

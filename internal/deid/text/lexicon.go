@@ -1,0 +1,102 @@
+package text
+
+import (
+	"embed"
+	"strings"
+	"sync"
+	"unicode"
+	"unicode/utf8"
+)
+
+//go:embed lexicon/*.txt
+var lexiconFS embed.FS
+
+// lexicon holds the word lists the name recognizer and the surrogate
+// generator share. It is read once, on first use.
+type lexicon struct {
+	firstNames  map[string]bool   // "Margaret"
+	surnames    map[string]bool   // "Sullivan"
+	firstList   []string          // for surrogates
+	surnameList []string          // for surrogates
+	koSurnames  map[string]bool   // "김", "남궁"
+	koRoman     map[string]string // "kim" -> "김"
+	koSurList   []string          // Hangul surnames, most common first
+	koRomanList []string          // one romanization per surname, same order
+	koGiven     map[rune]bool     // syllables common in given names
+	koGivenList []rune
+	koStop      map[string]bool
+	eponyms     map[string]bool // lower case
+	enStop      map[string]bool // "Patient", as written in the list
+}
+
+var lex = sync.OnceValue(loadLexicon)
+
+func loadLexicon() *lexicon {
+	l := &lexicon{koRoman: map[string]string{}, koSurnames: map[string]bool{}, koGiven: map[rune]bool{}}
+	l.firstList = words("first_names.txt")
+	l.surnameList = words("surnames.txt")
+	l.firstNames = toSet(l.firstList)
+	l.surnames = toSet(l.surnameList)
+	l.koStop = toSet(words("ko_stopwords.txt"))
+	l.enStop = toSet(words("en_stopwords.txt"))
+	l.eponyms = map[string]bool{}
+	for _, w := range words("eponyms.txt") {
+		l.eponyms[strings.ToLower(w)] = true
+	}
+	for _, line := range lines("ko_surnames.txt") {
+		f := strings.Fields(line)
+		if l.koSurnames[f[0]] {
+			continue
+		}
+		l.koSurnames[f[0]] = true
+		l.koSurList = append(l.koSurList, f[0])
+		l.koRomanList = append(l.koRomanList, f[1])
+		for _, r := range f[1:] {
+			if _, dup := l.koRoman[strings.ToLower(r)]; !dup {
+				l.koRoman[strings.ToLower(r)] = f[0]
+			}
+		}
+	}
+	for _, w := range words("ko_given_syllables.txt") {
+		r, _ := utf8.DecodeRuneInString(w)
+		if !l.koGiven[r] {
+			l.koGiven[r] = true
+			l.koGivenList = append(l.koGivenList, r)
+		}
+	}
+	return l
+}
+
+// lines returns the non-empty, non-comment lines of an embedded list. The
+// lists are part of the binary, so a read error is a build defect.
+func lines(name string) []string {
+	b, err := lexiconFS.ReadFile("lexicon/" + name)
+	if err != nil {
+		panic("deid/text: embedded lexicon missing: " + name)
+	}
+	var out []string
+	for _, ln := range strings.Split(string(b), "\n") {
+		if i := strings.IndexByte(ln, '#'); i >= 0 {
+			ln = ln[:i]
+		}
+		if ln = strings.TrimSpace(ln); ln != "" {
+			out = append(out, ln)
+		}
+	}
+	return out
+}
+
+func words(name string) []string {
+	var out []string
+	for _, ln := range lines(name) {
+		out = append(out, strings.Fields(ln)...)
+	}
+	return out
+}
+
+// canonical writes a word as the lists do: first letter upper, the rest
+// lower ("MARGARET" -> "Margaret").
+func canonical(w string) string {
+	r, n := utf8.DecodeRuneInString(w)
+	return string(unicode.ToUpper(r)) + strings.ToLower(w[n:])
+}

@@ -1,0 +1,120 @@
+// Package text finds and removes protected health information in clinical
+// free text: progress notes, discharge summaries, letters and the like,
+// written in English, Korean or both.
+//
+// It serves the paper's anonymization and de-identification technology at
+// location 9 (what leaves the hospital for patients and for medical AI) and
+// the AI-dataset path of issue 6: notes that go into a training set must not
+// carry names, dates, numbers or addresses that point back at a person.
+//
+// Find reports what it recognizes with a confidence; a Redactor replaces the
+// findings with type tags ("[NAME]") or with consistent surrogates keyed by a
+// secret. The recognizer is rule based: patterns for numbers and dates,
+// word lists and context words for names, with Korean specifics (Hangul
+// names, resident registration numbers, 010 phone numbers, road addresses).
+package text
+
+import (
+	"cmp"
+	"math"
+	"slices"
+)
+
+// Kind names a type of protected health information.
+type Kind string
+
+// The kinds Find reports. They follow the HIPAA Safe Harbor identifiers plus
+// the Korean resident registration number.
+const (
+	Name       Kind = "NAME"
+	Date       Kind = "DATE"
+	Age        Kind = "AGE" // only ages over 89
+	Phone      Kind = "PHONE"
+	Email      Kind = "EMAIL"
+	Address    Kind = "ADDRESS"
+	Postal     Kind = "POSTAL"
+	MRN        Kind = "MRN"
+	Account    Kind = "ACCOUNT"
+	HealthPlan Kind = "HEALTHPLAN"
+	License    Kind = "LICENSE"
+	Device     Kind = "DEVICE"
+	RRN        Kind = "RRN"
+	SSN        Kind = "SSN"
+	URL        Kind = "URL"
+	IP         Kind = "IP"
+)
+
+// Kinds lists every kind Find can report, in a stable order.
+var Kinds = []Kind{Name, Date, Age, Phone, Email, Address, Postal, MRN,
+	Account, HealthPlan, License, Device, RRN, SSN, URL, IP}
+
+// Finding is one piece of protected health information in a text.
+type Finding struct {
+	Kind       Kind
+	Start, End int    // byte offsets into the text, on rune boundaries
+	Text       string // the text between Start and End
+	Confidence float64
+}
+
+// floor is the lowest confidence Find reports; weaker guesses are dropped
+// so that callers need not sift through noise.
+const floor = 0.2
+
+// Find returns the protected health information found in s, ordered by
+// position and not overlapping. Each finding carries a confidence in (0, 1];
+// a Redactor drops those below its MinConfidence.
+func Find(s string) []Finding {
+	d := newDoc(s)
+	var c []Finding
+	for _, r := range recognizers {
+		c = r(d, c)
+	}
+	c = propagateNames(d, c)
+	return resolve(s, c)
+}
+
+// recognizers run in this order; later ones may consult earlier findings
+// (postal codes look for the address beside them).
+var recognizers = []func(*doc, []Finding) []Finding{
+	findEmails,
+	findURLs,
+	findIPs,
+	findRRNs,
+	findSSNs,
+	findPhones,
+	findLabeledIDs,
+	findDates,
+	findAges,
+	findAddresses,
+	findPostals,
+	findNames,
+}
+
+// resolve keeps the strongest of overlapping candidates: higher confidence
+// first, then the longer span. The result is sorted by position.
+func resolve(s string, c []Finding) []Finding {
+	slices.SortStableFunc(c, func(a, b Finding) int {
+		if a.Confidence != b.Confidence {
+			return cmp.Compare(b.Confidence, a.Confidence)
+		}
+		return cmp.Compare(b.End-b.Start, a.End-a.Start)
+	})
+	var kept []Finding // sorted by Start, never overlapping
+	for _, f := range c {
+		if f.Confidence < floor || f.Start >= f.End {
+			continue
+		}
+		i, _ := slices.BinarySearchFunc(kept, f.Start, func(k Finding, start int) int { return cmp.Compare(k.Start, start) })
+		if i > 0 && kept[i-1].End > f.Start || i < len(kept) && kept[i].Start < f.End {
+			continue
+		}
+		f.Text = s[f.Start:f.End]
+		f.Confidence = math.Round(f.Confidence*100) / 100 // sums of weights: no false precision
+		kept = slices.Insert(kept, i, f)
+	}
+	return kept
+}
+
+func clamp(x float64) float64 {
+	return min(1, max(0, x))
+}

@@ -13,8 +13,7 @@ import (
 // in its free text ("CT chest for Hong Gildong (MRN1234567)").
 type scrubber struct {
 	tokens []string
-	re     *regexp.Regexp
-	built  bool
+	sorted bool
 }
 
 // Attributes whose values are names or identifiers to look for in text.
@@ -67,39 +66,73 @@ func (s *scrubber) token(v string) {
 	}
 }
 
+// apply replaces every token in text, longest first, ignoring ASCII case;
+// ASCII tokens match whole words only ("Lee" but not "Leeds").
 func (s *scrubber) apply(text string) string {
-	if !s.built {
-		s.build()
+	if !s.sorted {
+		slices.SortFunc(s.tokens, func(a, b string) int { return len(b) - len(a) })
+		s.tokens = slices.Compact(s.tokens)
+		s.sorted = true
 	}
-	if s.re == nil {
-		return text
+	for _, t := range s.tokens {
+		text = replaceFold(text, t, isASCIIWord(t))
 	}
-	return s.re.ReplaceAllString(text, scrubMark)
+	return text
 }
 
-// build compiles one case-insensitive alternation, longest token first;
-// ASCII tokens match whole words only.
-func (s *scrubber) build() {
-	s.built = true
-	if len(s.tokens) == 0 {
-		return
-	}
-	slices.SortFunc(s.tokens, func(a, b string) int { return len(b) - len(a) })
-	parts := make([]string, 0, len(s.tokens))
-	for _, t := range slices.Compact(s.tokens) {
-		q := regexp.QuoteMeta(t)
-		if isASCIIWord(t) {
-			q = `\b` + q + `\b`
+// replaceFold replaces token in text, comparing ASCII letters without case.
+// Tokens and text are compared byte by byte, so a non-ASCII token matches
+// only its exact bytes.
+func replaceFold(text, token string, wholeWord bool) string {
+	var b strings.Builder
+	last := 0
+	for i := 0; i+len(token) <= len(text); {
+		if !hasFoldPrefix(text[i:], token) || wholeWord && !wordBounded(text, i, i+len(token)) {
+			i++
+			continue
 		}
-		parts = append(parts, q)
+		if b.Len() == 0 && last == 0 {
+			b.Grow(len(text))
+		}
+		b.WriteString(text[last:i])
+		b.WriteString(scrubMark)
+		i += len(token)
+		last = i
 	}
-	s.re = regexp.MustCompile(`(?i)(?:` + strings.Join(parts, "|") + `)`)
+	if last == 0 {
+		return text
+	}
+	b.WriteString(text[last:])
+	return b.String()
+}
+
+func hasFoldPrefix(s, prefix string) bool {
+	for i := 0; i < len(prefix); i++ {
+		if lowerASCII(s[i]) != lowerASCII(prefix[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func lowerASCII(c byte) byte {
+	if c >= 'A' && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+func wordBounded(s string, start, end int) bool {
+	return (start == 0 || !isWordByte(s[start-1])) && (end == len(s) || !isWordByte(s[end]))
+}
+
+func isWordByte(c byte) bool {
+	return c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
 }
 
 func isASCIIWord(s string) bool {
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= utf8.RuneSelf || !(c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+		if s[i] >= utf8.RuneSelf || !isWordByte(s[i]) {
 			return false
 		}
 	}
@@ -118,6 +151,10 @@ var textPatterns = []*regexp.Regexp{
 }
 
 func cleanPatterns(s string) string {
+	// Every pattern needs a digit or an @; most descriptions have neither.
+	if !strings.ContainsAny(s, "0123456789@") {
+		return s
+	}
 	for _, re := range textPatterns {
 		s = re.ReplaceAllString(s, scrubMark)
 	}

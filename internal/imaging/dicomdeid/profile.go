@@ -11,7 +11,15 @@ import (
 // Tag is a DICOM attribute tag.
 type Tag struct{ Group, Element uint16 }
 
-func (t Tag) String() string { return fmt.Sprintf("(%04X,%04X)", t.Group, t.Element) }
+func (t Tag) String() string {
+	const hexDigits = "0123456789ABCDEF"
+	b := []byte("(0000,0000)")
+	for i := range 4 {
+		b[4-i] = hexDigits[t.Group>>(4*i)&0xF]
+		b[9-i] = hexDigits[t.Element>>(4*i)&0xF]
+	}
+	return string(b)
+}
 
 func (t Tag) key() uint32 { return uint32(t.Group)<<16 | uint32(t.Element) }
 

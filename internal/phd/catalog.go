@@ -161,7 +161,12 @@ func withLimits(u Unit, low, high float64) Unit {
 	return u
 }
 
-// catalog is the list of measurements medsec accepts. Physiological limits
+// catalog is the list of measurements medsec accepts. LOINC codes are the
+// ones the FHIR R4 vital signs profiles fix (bp 85354-9 with 8480-6 and
+// 8462-4, heartrate 8867-4, oxygensat 2708-6, bodytemp 8310-5, bodyweight
+// 29463-7; 8478-0 mean blood pressure from the vital-signs value set), as
+// the PHD IG examples pair them with the MDC codes; glucose and sleep
+// duration (93832-4) are from LOINC itself. Physiological limits
 // are wide on purpose: they catch device faults and emergencies, not
 // ordinary abnormal values (a hypertensive 180/110 is not flagged).
 var catalog = []Kind{

@@ -169,6 +169,7 @@ type Signed struct {
 	msg      cose.Sign1Message
 	header   Header
 	alg      cose.Algorithm
+	limits   Limits // from ParseSigned; Open applies MaxMeasurements
 	verified bool
 }
 
@@ -183,7 +184,7 @@ func ParseSigned(msg []byte, limits Limits) (*Signed, error) {
 	if err := decMode.Wellformed(msg); err != nil {
 		return nil, refuseWrap(ReasonMalformed, "message", err)
 	}
-	s := &Signed{}
+	s := &Signed{limits: limits}
 	if err := s.msg.UnmarshalCBOR(msg); err != nil {
 		return nil, refuseWrap(ReasonMalformed, "COSE_Sign1", err)
 	}
@@ -266,7 +267,8 @@ func (s *Signed) Verify(pub crypto.PublicKey) error {
 
 // Open decrypts a verified message with the hospital's ingestion key and
 // checks that the batch inside is bound to the same device, patient,
-// sequence number and message id as the signed header.
+// sequence number and message id as the signed header, and holds no more
+// measurements than the Limits given to ParseSigned allow.
 func Open(s *Signed, hospitalPriv *ecdh.PrivateKey) (*Batch, error) {
 	if !s.verified {
 		return nil, refuse(ReasonNotVerified, "verify the signature before opening")
@@ -278,6 +280,9 @@ func Open(s *Signed, hospitalPriv *ecdh.PrivateKey) (*Batch, error) {
 	b, err := DecodeBatch(plaintext)
 	if err != nil {
 		return nil, err
+	}
+	if most := s.limits.MaxMeasurements; most > 0 && len(b.Measurements) > most {
+		return nil, refuse(ReasonTooManyMeasurements, "batch holds %d measurements, at most %d allowed", len(b.Measurements), most)
 	}
 	h := s.header
 	if b.DeviceID != h.DeviceID || b.Patient != h.Patient || b.Seq != h.Seq || b.MessageID != h.MessageID {

@@ -318,3 +318,20 @@ func TestHeaderCheckBinding(t *testing.T) {
 		}
 	}
 }
+
+func TestOpenAppliesMaxMeasurements(t *testing.T) {
+	hospital := newHospitalKey(t)
+	key := deviceKey(t, "EdDSA")
+	msg := mustSeal(t, sampleBatch(t, "dev-1", 32), newSigner(t, "dev-1", key), hospital.PublicKey())
+	lim := DefaultLimits()
+	lim.MaxMeasurements = 16
+	s, err := ParseSigned(msg, lim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Verify(key.Public()); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(s, hospital)
+	wantReason(t, "Open with 32 > 16 measurements", err, ReasonTooManyMeasurements)
+}

@@ -176,7 +176,8 @@ type Signed struct {
 // ParseSigned decodes a message without verifying it, within limits: the
 // size first, then well-formedness under the bounded decoder (nesting,
 // array and map sizes, no indefinite lengths, no duplicate map keys, no
-// unknown header labels), then the header fields.
+// unknown header labels), then the header fields. The Signed may keep
+// references into msg: do not change msg while using it.
 func ParseSigned(msg []byte, limits Limits) (*Signed, error) {
 	if len(msg) > limits.MaxMessageBytes {
 		return nil, refuse(ReasonTooLarge, "message is %d bytes, at most %d allowed", len(msg), limits.MaxMessageBytes)

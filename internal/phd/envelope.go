@@ -266,6 +266,17 @@ func (s *Signed) Verify(pub crypto.PublicKey) error {
 	return nil
 }
 
+// RecipientKeyID returns the hospital key id (HospitalKeyID) the payload
+// is encrypted to, so a server that rotates ingestion keys can pick the
+// private key to Open with. It reads no plaintext.
+func (s *Signed) RecipientKeyID() ([]byte, error) {
+	enc, err := decodeEncrypt(s.msg.Payload)
+	if err != nil {
+		return nil, err
+	}
+	return enc.Recipients[0].Unprotected.KeyID, nil
+}
+
 // Open decrypts a verified message with the hospital's ingestion key and
 // checks that the batch inside is bound to the same device, patient,
 // sequence number and message id as the signed header, and holds no more

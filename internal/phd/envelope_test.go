@@ -335,3 +335,18 @@ func TestOpenAppliesMaxMeasurements(t *testing.T) {
 	_, err = Open(s, hospital)
 	wantReason(t, "Open with 32 > 16 measurements", err, ReasonTooManyMeasurements)
 }
+
+func TestRecipientKeyID(t *testing.T) {
+	hospital := newHospitalKey(t)
+	s := mustParse(t, mustSeal(t, sampleBatch(t, "dev-1", 1), newSigner(t, "dev-1", deviceKey(t, "ES256")), hospital.PublicKey()))
+	got, err := s.RecipientKeyID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := HospitalKeyID(hospital.PublicKey()); !bytes.Equal(got, want) {
+		t.Errorf("RecipientKeyID = %x, want %x", got, want)
+	}
+	if other := HospitalKeyID(newHospitalKey(t).PublicKey()); bytes.Equal(got, other) {
+		t.Errorf("two hospital keys share a key id")
+	}
+}

@@ -378,3 +378,45 @@ func TestReportLists(t *testing.T) {
 		t.Error("report counts no untouched attributes")
 	}
 }
+
+func TestEncapsulatedPixelDataKept(t *testing.T) {
+	frag := []byte{0xFF, 0xD8, 0x01, 0x02, 0xFF, 0xD9}
+	data := rawFile("1.2.840.10008.1.2.4.50", patientID,
+		explicitHeader(0x7FE0, 0x0010, "OB", undefinedLength),
+		implicitHeader(0xFFFE, 0xE000, 0), implicitHeader(0xFFFE, 0xE000, uint32(len(frag))), frag, seqDelim)
+	_, _, out := run(t, newDeid(t, Options{}), data)
+	if !bytes.Contains(out, frag) {
+		t.Error("compressed fragment lost")
+	}
+	if bytes.Contains(out, []byte("ID-0001")) {
+		t.Error("patient ID left in the output")
+	}
+}
+
+// TestEnhancedConformance: in an Enhanced CT image, Device Serial Number,
+// Content Date and Acquisition DateTime are Type 1 and the Acquisition
+// Context Sequence Type 2, so X/Z/D, Z/D and X/Z resolve to D, D and Z.
+func TestEnhancedConformance(t *testing.T) {
+	data := rawFile(explicitTS,
+		explicit(0x0008, 0x0016, "UI", uidValue("1.2.840.10008.5.1.4.1.1.2.1")),
+		explicit(0x0008, 0x0023, "DA", []byte("20200315")),
+		explicit(0x0008, 0x002A, "DT", []byte("20200315101010")),
+		explicit(0x0018, 0x1000, "LO", []byte("SN-12345")),
+		explicit(0x0040, 0x0555, "SQ", nil))
+	_, ds, _ := run(t, newDeid(t, Options{}), data)
+	for _, tc := range []struct {
+		tag  tag.Tag
+		want string
+	}{
+		{tag.ContentDate, "19000101"},
+		{tag.AcquisitionDateTime, "19000101000000"},
+		{tag.DeviceSerialNumber, "ANONYMIZED"},
+	} {
+		if got := str(find(ds, tc.tag)); got != tc.want {
+			t.Errorf("%s = %q, want the dummy %q", tc.tag, got, tc.want)
+		}
+	}
+	if e := find(ds, tag.AcquisitionContextSequence); e == nil || len(items(e)) != 0 {
+		t.Errorf("Acquisition Context Sequence: want present and empty")
+	}
+}

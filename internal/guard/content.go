@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 )
 
@@ -94,25 +95,8 @@ func (s *Scanner) read(ctx context.Context, it item, rc io.Reader) pass {
 		p.readErr, p.n = err, int64(len(head))
 		return p
 	}
-	h := sha256.New()
-	count := &countWriter{}
-	ws := []io.Writer{h, count}
-	var cs *ClamStream
-	if s.cfg.Clamd != nil {
-		if cs, p.clamErr = s.cfg.Clamd.Stream(ctx); cs != nil {
-			ws = append(ws, cs)
-		}
-	}
-	var mark *markerWriter
-	if p.kind == KindOLE2 {
-		mark = newMarkerWriter(vbaMarkers...)
-		ws = append(ws, mark)
-	}
-	if (p.kind == KindZip || p.kind == KindISO) && it.ra == nil {
-		p.spool = &spoolBuffer{max: s.lim.MaxSpoolBytes}
-		ws = append(ws, p.spool)
-	}
-	tee := io.TeeReader(br, io.MultiWriter(ws...))
+	sinks := s.sinks(ctx, it, &p)
+	tee := io.TeeReader(br, sinks.w)
 	if it.why != "" || p.kind == KindDICOM {
 		res, err := validateDICOM(tee, it.size, s.dicomLimits(it.size))
 		p.dicom, p.readErr = &res, err
@@ -120,13 +104,46 @@ func (s *Scanner) read(ctx context.Context, it item, rc io.Reader) pass {
 	if p.readErr == nil {
 		_, p.readErr = io.Copy(io.Discard, tee)
 	}
-	p.n = count.n
-	copy(p.sum[:], h.Sum(nil))
-	p.macro = mark != nil && mark.found
-	if cs != nil {
-		p.clam, p.clamErr = cs.Close()
-	}
+	sinks.finish(&p)
 	return p
+}
+
+// sinks are the writers every byte of a file passes through.
+type sinks struct {
+	w     io.Writer
+	hash  hash.Hash
+	count *countWriter
+	clam  *ClamStream
+	mark  *markerWriter
+}
+
+func (s *Scanner) sinks(ctx context.Context, it item, p *pass) sinks {
+	k := sinks{hash: sha256.New(), count: &countWriter{}}
+	ws := []io.Writer{k.hash, k.count}
+	if s.cfg.Clamd != nil {
+		if k.clam, p.clamErr = s.cfg.Clamd.Stream(ctx); k.clam != nil {
+			ws = append(ws, k.clam)
+		}
+	}
+	if p.kind == KindOLE2 {
+		k.mark = newMarkerWriter(vbaMarkers...)
+		ws = append(ws, k.mark)
+	}
+	if (p.kind == KindZip || p.kind == KindISO) && it.ra == nil {
+		p.spool = &spoolBuffer{max: s.lim.MaxSpoolBytes}
+		ws = append(ws, p.spool)
+	}
+	k.w = io.MultiWriter(ws...)
+	return k
+}
+
+func (k sinks) finish(p *pass) {
+	p.n = k.count.n
+	copy(p.sum[:], k.hash.Sum(nil))
+	p.macro = k.mark != nil && k.mark.found
+	if k.clam != nil {
+		p.clam, p.clamErr = k.clam.Close()
+	}
 }
 
 func (s *Scanner) dicomLimits(size int64) dicomLimits {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"runtime"
 	"sort"
 	"sync"
@@ -67,8 +68,9 @@ type Config struct {
 	Clamd    *Clamd // nil: ClamAV is not used
 	Limits   Limits
 	Workers  int // files scanned at once; 0 means one per CPU
-	// Progress, when set, is called after each file, from one goroutine
-	// at a time, so a CLI can drive a progress bar.
+	// Progress, when set, is called after each file and once more when
+	// the scan ends, from one goroutine at a time, so a CLI can drive a
+	// progress bar.
 	Progress func(Progress)
 }
 
@@ -125,7 +127,7 @@ func (s *Scanner) ScanReader(ctx context.Context, name string, r io.Reader) (*Re
 }
 
 func readerItem(name string, r io.Reader) item {
-	it := item{path: name, name: name, size: -1}
+	it := item{path: name, name: path.Base(name), size: -1, why: whyDICOM(name, nil)}
 	if f, ok := r.(*os.File); ok {
 		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
 			it.size = st.Size()
@@ -203,17 +205,22 @@ func (r *run) wait(ctx context.Context) (*Report, error) {
 	rep := &Report{Started: r.start}
 	for res := range r.results {
 		rep.add(res)
-		if r.s.cfg.Progress != nil {
-			r.s.cfg.Progress(Progress{Files: rep.Summary.Files, Bytes: rep.Summary.Bytes, Found: int(r.found.Load()),
-				WalkDone: r.walked.Load(), Malicious: rep.Summary.MaliciousFiles, Path: res.Path})
-		}
+		r.progress(rep, res.Path)
 	}
+	r.progress(rep, "")
 	sort.SliceStable(rep.Files, func(i, j int) bool { return rep.Files[i].Path < rep.Files[j].Path })
 	rep.Summary.Duration = time.Since(r.start)
 	if err := ctx.Err(); err != nil {
 		return rep, fmt.Errorf("scan stopped after %d files: %w", rep.Summary.Files, err)
 	}
 	return rep, nil
+}
+
+func (r *run) progress(rep *Report, path string) {
+	if r.s.cfg.Progress != nil {
+		r.s.cfg.Progress(Progress{Files: rep.Summary.Files, Bytes: rep.Summary.Bytes, Found: int(r.found.Load()),
+			WalkDone: r.walked.Load(), Malicious: rep.Summary.MaliciousFiles, Path: path})
+	}
 }
 
 // errReason renders an error for a person without repeating the path.

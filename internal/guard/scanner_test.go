@@ -83,24 +83,23 @@ func shortcut() []byte {
 func TestScanMediaTree(t *testing.T) {
 	pe := append(peStub(), make([]byte, 256)...)
 	root := writeTree(t, map[string][]byte{
-		"DICOMDIR":              dicomdir(`DICOM\ST1\SE1\IM1`, `DICOM\ST1\SE1\IM2`, `DICOM\ST1\SE1\IM3`),
-		"DICOM/ST1/SE1/IM1":     cleanDICOM("1"),
-		"DICOM/ST1/SE1/IM2":     cleanDICOM("2"),
-		"DICOM/ST1/SE1/IM3":     part10(peStub(), tsExplicitLittle, encode(mrDataset("3"), true, binary.LittleEndian)),
-		"DICOM/ST1/SE1/NOTES":   []byte("radiologist notes"),
-		"AUTORUN.INF":           []byte("[autorun]\nopen=viewer.exe\n"),
-		"viewer.exe":            pe,
-		"Start viewer.lnk":      shortcut(),
-		"tools/install.bat":     []byte("@echo benign marker\n"),
-		"tools/run":             []byte("#!/bin/sh\necho benign marker\n"),
-		"report.docm":           zipOf(t, true, zf{"[Content_Types].xml", []byte("<Types/>")}, zf{"word/vbaProject.bin", []byte("benign")}),
-		"letter.doc":            oleDoc(true),
-		"plain.doc":             oleDoc(false),
-		"photo.jpg":             pe,
-		"scan.dcm":              zipOf(t, false, zf{"x.txt", []byte("x")}),
-		"README.TXT":            []byte("Open the images with any DICOM viewer."),
-		"logo.png":              []byte("\x89PNG\r\n\x1a\n rest of a benign png"),
-		"referenced/../x.jpg.x": nil,
+		"DICOMDIR":            dicomdir(`DICOM\ST1\SE1\IM1`, `DICOM\ST1\SE1\IM2`, `DICOM\ST1\SE1\IM3`),
+		"DICOM/ST1/SE1/IM1":   cleanDICOM("1"),
+		"DICOM/ST1/SE1/IM2":   cleanDICOM("2"),
+		"DICOM/ST1/SE1/IM3":   part10(peStub(), tsExplicitLittle, encode(mrDataset("3"), true, binary.LittleEndian)),
+		"DICOM/ST1/SE1/NOTES": []byte("radiologist notes"),
+		"AUTORUN.INF":         []byte("[autorun]\nopen=viewer.exe\n"),
+		"viewer.exe":          pe,
+		"Start viewer.lnk":    shortcut(),
+		"tools/install.bat":   []byte("@echo benign marker\n"),
+		"tools/run":           []byte("#!/bin/sh\necho benign marker\n"),
+		"report.docm":         zipOf(t, true, zf{"[Content_Types].xml", []byte("<Types/>")}, zf{"word/vbaProject.bin", []byte("benign")}),
+		"letter.doc":          oleDoc(true),
+		"plain.doc":           oleDoc(false),
+		"photo.jpg":           pe,
+		"scan.dcm":            zipOf(t, false, zf{"x.txt", []byte("x")}),
+		"README.TXT":          []byte("Open the images with any DICOM viewer."),
+		"logo.png":            []byte("\x89PNG\r\n\x1a\n rest of a benign png"),
 	})
 	rep := scanTree(t, Config{}, root)
 	want := []got{
@@ -117,7 +116,7 @@ func TestScanMediaTree(t *testing.T) {
 		{"tools/run", DetectScript, High},
 		{"viewer.exe", DetectExecutable, High},
 	}
-	if diff := cmp.Diff(want, reduce(t, rep, root)); diff != "" {
+	if diff := cmpDiff(want, reduce(t, rep, root)); diff != "" {
 		t.Errorf("findings (-want +got):\n%s", diff)
 	}
 	if !rep.Malicious() || rep.Summary.MaliciousFiles != 9 {
@@ -145,7 +144,7 @@ func TestScanDICOMDIRReferencedFile(t *testing.T) {
 	})
 	rep := scanTree(t, Config{}, root)
 	want := []got{{"IMAGES/A0001", DetectDICOMStructure, Medium}}
-	if diff := cmp.Diff(want, reduce(t, rep, root)); diff != "" {
+	if diff := cmpDiff(want, reduce(t, rep, root)); diff != "" {
 		t.Errorf("findings (-want +got):\n%s", diff)
 	}
 	if r := byDetector(rep.Findings(), DetectDICOMStructure); len(r) == 1 && !strings.Contains(r[0].Reason, "referenced by DICOMDIR") {
@@ -194,7 +193,7 @@ func TestScanISO(t *testing.T) {
 		{"truncated.iso!/DICOMDIR", DetectArchive, Medium},
 		{"truncated.iso!/STUDY.ZIP", DetectArchive, Medium},
 	}
-	if diff := cmp.Diff(want, reduce(t, rep, root)); diff != "" {
+	if diff := cmpDiff(want, reduce(t, rep, root)); diff != "" {
 		t.Errorf("findings (-want +got):\n%s", diff)
 	}
 	// The same image through the import API, as a plain stream.
@@ -209,7 +208,7 @@ func TestScanISO(t *testing.T) {
 
 // overlap rewrites a one-entry zip so two central directory records share
 // the entry's data, as non-recursive zip bombs do.
-func overlap(t *testing.T, z []byte) []byte {
+func overlap(t testing.TB, z []byte) []byte {
 	t.Helper()
 	eocd := len(z) - 22
 	cdSize := int(binary.LittleEndian.Uint32(z[eocd+12:]))
@@ -308,7 +307,7 @@ func TestScanSymlinksAndSpecialFiles(t *testing.T) {
 		{"self", DetectSymlink, Medium},
 		{"up", DetectSymlink, Low},
 	}
-	if diff := cmp.Diff(want, reduce(t, rep, root)); diff != "" {
+	if diff := cmpDiff(want, reduce(t, rep, root)); diff != "" {
 		t.Errorf("findings (-want +got):\n%s", diff)
 	}
 	var files []string
@@ -368,5 +367,29 @@ func TestParseDenyListErrors(t *testing.T) {
 	d, err := ParseDenyList(strings.NewReader(strings.ToUpper(strings.Repeat("ab", 32)) + "\n"))
 	if err != nil || d.Len() != 1 {
 		t.Errorf("upper-case digest: len %d err %v, want 1 nil", d.Len(), err)
+	}
+}
+
+func TestScanProgress(t *testing.T) {
+	root := writeTree(t, map[string][]byte{"a": []byte("1"), "b/c": []byte("22"), "b/d.dcm": cleanDICOM("1")})
+	var seen []Progress
+	scanTree(t, Config{Progress: func(p Progress) { seen = append(seen, p) }}, root)
+	if len(seen) != 4 {
+		t.Fatalf("progress called %d times, want once per file and once at the end (4)", len(seen))
+	}
+	last := seen[len(seen)-1]
+	if last.Files != 3 || last.Found != 3 || !last.WalkDone || last.Bytes != int64(3+len(cleanDICOM("1"))) {
+		t.Errorf("last progress %+v, want 3 files of 3 found, walk done, all bytes", last)
+	}
+}
+
+// The import API validates a ".dcm" upload as DICOM by its name alone.
+func TestScanReaderDICOMByName(t *testing.T) {
+	rep, err := New(Config{}).ScanReader(context.Background(), "upload/IM1.dcm", strings.NewReader("plain text"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := byDetector(rep.Findings(), DetectDICOMStructure); len(f) != 1 || !strings.Contains(f[0].Reason, "named .dcm") {
+		t.Errorf("findings %v, want a structure finding that says the name made it DICOM", rep.Findings())
 	}
 }

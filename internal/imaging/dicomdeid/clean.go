@@ -57,11 +57,18 @@ func (s *scrubber) add(v string, personName bool) {
 	}
 }
 
+// Bounds on the scrubber's work for hostile files: cleaning costs
+// tokens x text length.
+const (
+	maxScrubTokens   = 256
+	maxScrubTokenLen = 64 // a PN component group is at most 64 characters
+)
+
 // token keeps values of two or more characters; a single letter or a
 // one-syllable Hangul family name alone would blank ordinary words.
 func (s *scrubber) token(v string) {
 	v = strings.TrimSpace(v)
-	if utf8.RuneCountInString(v) >= 2 {
+	if utf8.RuneCountInString(v) >= 2 && len(v) <= 4*maxScrubTokenLen && len(s.tokens) < maxScrubTokens {
 		s.tokens = append(s.tokens, v)
 	}
 }
@@ -80,24 +87,26 @@ func (s *scrubber) apply(text string) string {
 	return text
 }
 
-// replaceFold replaces token in text, comparing ASCII letters without case.
-// Tokens and text are compared byte by byte, so a non-ASCII token matches
-// only its exact bytes.
+// replaceFold replaces token in text, comparing ASCII letters without case
+// (non-ASCII bytes must match exactly). It searches a lowered copy with
+// strings.Index, so the cost stays linear in the text for each token.
 func replaceFold(text, token string, wholeWord bool) string {
+	lower, tok := lowerASCII(text), lowerASCII(token)
 	var b strings.Builder
 	last := 0
-	for i := 0; i+len(token) <= len(text); {
-		if !hasFoldPrefix(text[i:], token) || wholeWord && !wordBounded(text, i, i+len(token)) {
-			i++
-			continue
+	for from := 0; from <= len(lower)-len(tok); {
+		i := strings.Index(lower[from:], tok)
+		if i < 0 {
+			break
 		}
-		if b.Len() == 0 && last == 0 {
-			b.Grow(len(text))
+		i += from
+		if wholeWord && !wordBounded(text, i, i+len(tok)) {
+			from = i + 1
+			continue
 		}
 		b.WriteString(text[last:i])
 		b.WriteString(scrubMark)
-		i += len(token)
-		last = i
+		from, last = i+len(tok), i+len(tok)
 	}
 	if last == 0 {
 		return text
@@ -106,20 +115,20 @@ func replaceFold(text, token string, wholeWord bool) string {
 	return b.String()
 }
 
-func hasFoldPrefix(s, prefix string) bool {
-	for i := 0; i < len(prefix); i++ {
-		if lowerASCII(s[i]) != lowerASCII(prefix[i]) {
-			return false
+// lowerASCII lowers ASCII letters only, so byte offsets stay those of s.
+func lowerASCII(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 'A' && c <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if b[j] >= 'A' && b[j] <= 'Z' {
+					b[j] += 'a' - 'A'
+				}
+			}
+			return string(b)
 		}
 	}
-	return true
-}
-
-func lowerASCII(c byte) byte {
-	if c >= 'A' && c <= 'Z' {
-		return c + 'a' - 'A'
-	}
-	return c
+	return s
 }
 
 func wordBounded(s string, start, end int) bool {

@@ -177,7 +177,8 @@ func (p *pass) cleanStrings(e *dicom.Element, vr string) {
 	}
 	out := make([]string, len(vals))
 	for i, v := range vals {
-		out[i] = truncateRunes(p.cleanText(v), maxChars[vr])
+		// Truncating first bounds the cleaner's work on hostile values.
+		out[i] = truncateRunes(p.cleanText(truncateRunes(v, maxChars[vr])), maxChars[vr])
 	}
 	e.Value, e.ValueLength = newValue(out), 0
 }
@@ -190,8 +191,9 @@ func (p *pass) cleanText(s string) string {
 	return cleanPatterns(s)
 }
 
-// Maximum lengths in characters (PS3.5 Table 6.2-1).
-var maxChars = map[string]int{"SH": 16, "LO": 64, "ST": 1024, "LT": 10240, "PN": 64}
+// Maximum lengths in characters (PS3.5 Table 6.2-1); UT and UC have none
+// in the standard, and a cleaned one is cut at 64 Ki characters.
+var maxChars = map[string]int{"SH": 16, "LO": 64, "ST": 1024, "LT": 10240, "PN": 64, "UT": 65536, "UC": 65536}
 
 func truncateRunes(s string, max int) string {
 	if max == 0 || len(s) <= max {

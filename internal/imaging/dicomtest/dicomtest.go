@@ -78,9 +78,9 @@ type Instance struct {
 	Data              []byte // the complete Part 10 file
 }
 
-// Name is a relative file path for the instance: patient/study/series/n.dcm,
-// using only generated numbers, never names.
-func (in Instance) Name(p, st, se, i int) string {
+// relPath is a file path for an instance: patient/study/series/n.dcm,
+// made of numbers only, never names.
+func relPath(p, st, se, i int) string {
 	return filepath.Join(fmt.Sprintf("P%03d", p), fmt.Sprintf("ST%02d", st), fmt.Sprintf("SE%02d", se), fmt.Sprintf("IM%04d.dcm", i))
 }
 
@@ -191,7 +191,7 @@ func (g *generator) study(pat Patient, p, st int, emit func(string, Instance) er
 				return fmt.Errorf("generate instance %d/%d/%d/%d: %w", p, st, se, i, err)
 			}
 			prevSOP = in.SOPInstanceUID
-			if err := emit(in.Name(p, st, se, i), in); err != nil {
+			if err := emit(relPath(p, st, se, i), in); err != nil {
 				return err
 			}
 		}

@@ -26,7 +26,9 @@ type fixture struct {
 	cpFile string
 }
 
-func newFixture(t *testing.T, db *store.DB) *fixture {
+func newFixture(t *testing.T, db *store.DB) *fixture { return newFixtureTB(t, db) }
+
+func newFixtureTB(t testing.TB, db *store.DB) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	if err := db.Migrate(ctx, Migrations); err != nil {

@@ -315,3 +315,15 @@ func (d *Door) DestroyPatient(ctx context.Context, req Request, id, basis string
 	// Push freed pages (which secure_delete zeroed) out of the WAL too.
 	return d.db.Compact(ctx)
 }
+
+// ResolvePseudonym returns the internal id of the patient with the
+// pseudonym (device certificates and the audit log name patients by
+// pseudonym only). It reveals nothing identifying, so it is not audited.
+func (d *Door) ResolvePseudonym(ctx context.Context, pseudonym string) (string, error) {
+	var id string
+	err := d.db.QueryRow(ctx, `SELECT id FROM phi_patients WHERE pseudonym = ?`, pseudonym).Scan(&id)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", fmt.Errorf("%w: patient %s", ErrNotFound, pseudonym)
+	}
+	return id, err
+}

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/medsec/medsec/internal/demo"
+)
+
+func newDemoCmd() *cobra.Command {
+	var asJSON, keep bool
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Run a small hospital's whole data life cycle in one process and report what happened",
+		Long: `demo runs a hospital on the embedded database (a temporary directory unless
+--data is given): synthetic patients registered with sealed identities, records
+written and read through the one door with every access audited, the audit log
+verified, a patient destroyed by crypto-shredding while the log still verifies,
+and every file searched for identifying values left in plaintext.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			opt := demo.Options{Keep: keep}
+			if cmd.Flags().Changed("data") {
+				opt.Dir, _ = cmd.Flags().GetString("data")
+				opt.Passphrase = []byte(os.Getenv("MEDSEC_PASSPHRASE"))
+			}
+			out := cmd.OutOrStdout()
+			if !asJSON {
+				opt.Log = func(f string, a ...any) { fmt.Fprintf(out, "• "+f+"\n", a...) }
+			}
+			rep, err := demo.Run(cmd.Context(), opt)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(rep)
+			}
+			printReport(out, rep)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object instead of the text report")
+	cmd.Flags().BoolVar(&keep, "keep", false, "keep the temporary data directory")
+	return cmd
+}
+
+func printReport(w io.Writer, r *demo.Report) {
+	ok := func(b bool) string {
+		if b {
+			return "yes"
+		}
+		return "NO"
+	}
+	fmt.Fprintf(w, "\nmedsec demo: %s, in %.1f s\n", r.Hospital, float64(r.DurationMS)/1000)
+	fmt.Fprintf(w, "  patients registered          %d (identities sealed per patient)\n", len(r.Patients))
+	fmt.Fprintf(w, "  records stored / read        %d / %d (each read audited first)\n", r.Records.Stored, r.Records.Read)
+	fmt.Fprintf(w, "  audit log                    %d events, verified: %s\n", r.Audit.Events, ok(r.Audit.Verified))
+	fmt.Fprintf(w, "  crypto-shredded patient      %s\n", r.Destruction.Patient)
+	fmt.Fprintf(w, "    read now fails with        %s\n", r.Destruction.ReadError)
+	fmt.Fprintf(w, "    audit still verifies       %s\n", ok(r.Destruction.AuditVerifiedAfter))
+	fmt.Fprintf(w, "  plaintext PHI in data files  %d found in %d file reads\n", r.Plaintext.Hits, r.Plaintext.FilesScanned)
+	if r.Dir != "" {
+		fmt.Fprintf(w, "  data directory               %s\n", r.Dir)
+	}
+}

@@ -1,0 +1,44 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/medsec/medsec/internal/server"
+)
+
+func newServeCmd() *cobra.Command {
+	var listen string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the hospital server: records API, device-data ingestion, console and patient portal over HTTPS",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			h, err := openHospital(cmd)
+			if err != nil {
+				return err
+			}
+			defer h.Close(cmd.Context())
+			logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
+			srv, err := server.New(h, server.Options{Logger: logger})
+			if err != nil {
+				return err
+			}
+			if listen == "" {
+				listen = h.Config.Server.Listen
+			}
+			ln, err := net.Listen("tcp", listen)
+			if err != nil {
+				return fmt.Errorf("listen on %s: %w", listen, err)
+			}
+			logger.Info("medsec serving", "address", "https://"+ln.Addr().String(), "hospital", h.Config.Hospital.Name)
+			return srv.Serve(cmd.Context(), ln)
+		},
+	}
+	cmd.Flags().StringVar(&listen, "listen", "", "address to listen on (default: server.listen of the configuration)")
+	return cmd
+}

@@ -1,0 +1,388 @@
+package tabular
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+)
+
+// maxNodes bounds the generalization lattice; beyond it the spec should fix
+// some levels with min_level/max_level.
+const maxNodes = 1 << 22
+
+// cacheBudget bounds the groups kept as roll-up sources (about 40 bytes each).
+const cacheBudget = 3 << 20
+
+// lattice numbers the nodes: one level per quasi-identifier, the first
+// quasi-identifier most significant, so node order is lexicographic order.
+type lattice struct {
+	min, span, stride []int
+	size              int
+}
+
+func newLattice(qis []*qiCodes) (lattice, error) {
+	lt := lattice{min: make([]int, len(qis)), span: make([]int, len(qis)), stride: make([]int, len(qis)), size: 1}
+	for q := len(qis) - 1; q >= 0; q-- {
+		lt.min[q], lt.span[q], lt.stride[q] = qis[q].min, qis[q].max-qis[q].min+1, lt.size
+		lt.size *= lt.span[q]
+		if lt.size > maxNodes {
+			return lt, fmt.Errorf("the generalization lattice has more than %d nodes; narrow some quasi-identifiers with min_level/max_level: %w", maxNodes, ErrSpec)
+		}
+	}
+	return lt, nil
+}
+
+func (lt lattice) level(node, q int) int { return node/lt.stride[q]%lt.span[q] + lt.min[q] }
+
+func (lt lattice) levels(node int) []int {
+	out := make([]int, len(lt.min))
+	for q := range out {
+		out[q] = lt.level(node, q)
+	}
+	return out
+}
+
+// up calls f for each direct generalization of node (one level higher in one
+// quasi-identifier), down for each direct specialization.
+func (lt lattice) up(node int, f func(int)) {
+	for q := range lt.min {
+		if node/lt.stride[q]%lt.span[q] < lt.span[q]-1 {
+			f(node + lt.stride[q])
+		}
+	}
+}
+
+func (lt lattice) down(node int, f func(int)) {
+	for q := range lt.min {
+		if node/lt.stride[q]%lt.span[q] > 0 {
+			f(node - lt.stride[q])
+		}
+	}
+}
+
+// What the search knows of a node's monotone part.
+const (
+	unknown uint8 = iota
+	fails
+	passes
+)
+
+// SearchStats says how much of the lattice the search had to look at.
+type SearchStats struct {
+	Nodes     int // nodes in the lattice
+	Evaluated int // nodes whose classes were counted
+	RolledUp  int // of those, counted from a cached node's classes instead of the records
+	Stopped   int // of those, given up early: too many classes to ever pass
+	Tagged    int // nodes classified by monotonicity without counting
+	// Monotone says whether the whole model is monotone with suppression;
+	// when not, every node the monotone part lets through is a candidate.
+	Monotone bool
+}
+
+// searcher finds the optimal node.
+type searcher struct {
+	ctx    context.Context
+	e      *evaluator
+	lat    lattice
+	status []uint8
+	lb     []float64
+	height []int
+	evals  map[int]evaluation
+	base   *groupTable
+	cache  []*groupTable
+	cached int
+	clock  int64
+	stats  SearchStats
+}
+
+func newSearcher(ctx context.Context, e *evaluator, lat lattice, base *groupTable) *searcher {
+	s := &searcher{ctx: ctx, e: e, lat: lat, base: base, evals: make(map[int]evaluation)}
+	s.status = make([]uint8, lat.size)
+	s.lb = make([]float64, lat.size)
+	s.height = make([]int, lat.size)
+	for v := range lat.size {
+		lv := lat.levels(v)
+		s.lb[v] = e.lowerBound(lv)
+		for _, l := range lv {
+			s.height[v] += l
+		}
+	}
+	s.stats.Nodes = lat.size
+	s.stats.Monotone = e.spec.T == 0 && (e.spec.L == 0 || e.spec.LMode == LDistinct)
+	return s
+}
+
+// run classifies the lattice by the monotone part of the model, then finds
+// the passing node of least loss. It reports false when no node passes.
+func (s *searcher) run() (evaluation, bool, error) {
+	t0 := time.Now()
+	if err := s.classify(); err != nil {
+		return evaluation{}, false, err
+	}
+	debugf("phase1 %v evals=%d rolled=%d stopped=%d", time.Since(t0), s.stats.Evaluated, s.stats.RolledUp, s.stats.Stopped)
+	t0 = time.Now()
+	ev, ok, err := s.optimum()
+	cnt, np := 0, 0
+	for v := range s.lat.size {
+		if s.lb[v] <= ev.loss {
+			cnt++
+			if s.status[v] == passes {
+				np++
+			}
+		}
+	}
+	debugf("srcSum=%d clsSum=%d base=%d baseLen=%d cache=%d cached=%d", srcSum, clsSum, baseN, s.base.len(), len(s.cache), s.cached)
+	maxFail, minPass := 0, 0
+	for v := range s.lat.size {
+		if s.status[v] == fails {
+			isMax := true
+			s.lat.up(v, func(u int) {
+				if s.status[u] == fails {
+					isMax = false
+				}
+			})
+			if isMax {
+				maxFail++
+			}
+		} else {
+			isMin := true
+			s.lat.down(v, func(u int) {
+				if s.status[u] == passes {
+					isMin = false
+				}
+			})
+			if isMin {
+				minPass++
+			}
+		}
+	}
+	debugf("maximal failing %d, minimal passing %d", maxFail, minPass)
+	debugf("below best: %d nodes, %d pass", cnt, np)
+	debugf("phase2 %v evals=%d rolled=%d stopped=%d", time.Since(t0), s.stats.Evaluated, s.stats.RolledUp, s.stats.Stopped)
+	return ev, ok, err
+}
+
+var srcSum, clsSum, baseN int64
+var debugf = func(string, ...any) {}
+
+// classify settles every node as passing or failing the monotone part, with
+// few evaluations: from each unsettled node, low nodes first, it walks a path
+// of unsettled generalizations to the top and binary-searches it; each
+// evaluation tags all generalizations of a passing node and all
+// specializations of a failing node (predictive tagging).
+func (s *searcher) classify() error {
+	order := s.nodesBy(func(a, b int) bool {
+		if s.height[a] != s.height[b] {
+			return s.height[a] < s.height[b]
+		}
+		return s.lb[a] < s.lb[b]
+	})
+	for _, v := range order {
+		if s.status[v] != unknown {
+			continue
+		}
+		if err := s.searchPath(s.path(v)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *searcher) nodesBy(less func(a, b int) bool) []int {
+	order := make([]int, s.lat.size)
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(i, j int) bool { return less(order[i], order[j]) })
+	return order
+}
+
+// path climbs from v through unsettled nodes, each step to the
+// generalization that loses least.
+func (s *searcher) path(v int) []int {
+	p := []int{v}
+	for {
+		next := -1
+		s.lat.up(v, func(u int) {
+			if s.status[u] == unknown && (next < 0 || s.lb[u] < s.lb[next]) {
+				next = u
+			}
+		})
+		if next < 0 {
+			return p
+		}
+		p = append(p, next)
+		v = next
+	}
+}
+
+func (s *searcher) searchPath(p []int) error {
+	lo, hi := 0, len(p)-1
+	for lo <= hi {
+		mid := (lo + hi) / 2
+		v := p[mid]
+		if s.status[v] == unknown {
+			ev, err := s.evaluate(v)
+			if err != nil {
+				return err
+			}
+			s.tag(v, ev.monotone)
+		}
+		if s.status[v] == passes {
+			hi = mid - 1
+		} else {
+			lo = mid + 1
+		}
+	}
+	return nil
+}
+
+// tag marks v and, by monotonicity, all its generalizations as passing or
+// all its specializations as failing. It stops where nodes are already
+// marked: their own tagging covered what lies beyond.
+func (s *searcher) tag(v int, pass bool) {
+	mark, walk := fails, s.lat.down
+	if pass {
+		mark, walk = passes, s.lat.up
+	}
+	stack := []int{v}
+	for len(stack) > 0 {
+		u := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if s.status[u] == mark {
+			continue
+		}
+		s.status[u] = mark
+		if u != v {
+			s.stats.Tagged++
+		}
+		walk(u, func(w int) {
+			if s.status[w] != mark {
+				stack = append(stack, w)
+			}
+		})
+	}
+}
+
+// optimum visits the passing nodes in order of their loss bound and stops
+// once the bound exceeds the best loss found: the bound only grows with
+// generalization, so no later node can do better.
+func (s *searcher) optimum() (evaluation, bool, error) {
+	order := s.nodesBy(func(a, b int) bool { return s.lb[a] < s.lb[b] })
+	var best evaluation
+	found := false
+	for _, v := range order {
+		if found && s.lb[v] > best.loss {
+			break
+		}
+		if s.status[v] != passes {
+			continue
+		}
+		ev, err := s.evaluate(v)
+		if err != nil {
+			return best, false, err
+		}
+		if ev.pass && (!found || s.better(ev, best)) {
+			best, found = ev, true
+		}
+	}
+	return best, found, nil
+}
+
+// better orders passing nodes: least loss, then least total level, then
+// lexicographically first.
+func (s *searcher) better(a, b evaluation) bool {
+	if a.loss != b.loss {
+		return a.loss < b.loss
+	}
+	if s.height[a.node] != s.height[b.node] {
+		return s.height[a.node] < s.height[b.node]
+	}
+	return a.node < b.node
+}
+
+func (s *searcher) evaluate(v int) (evaluation, error) {
+	if ev, ok := s.evals[v]; ok {
+		return ev, nil
+	}
+	if err := s.ctx.Err(); err != nil {
+		return evaluation{}, fmt.Errorf("search generalizations: %w", err)
+	}
+	levels := s.lat.levels(v)
+	src := s.source(levels)
+	ev, classes, cells := s.e.assess(src, levels, v, true)
+	srcSum += int64(src.len())
+	clsSum += int64(classes)
+	if src == s.base {
+		baseN++
+		if baseN%40 == 0 {
+			debugf("base eval %v classes=%d mono=%v", levels, classes, ev.monotone)
+		}
+	}
+	s.stats.Evaluated++
+	if src != s.base {
+		s.stats.RolledUp++
+	}
+	if classes < 0 {
+		s.stats.Stopped++
+	} else {
+		s.remember(src, levels, v, classes, cells)
+	}
+	s.evals[v] = ev
+	return ev, nil
+}
+
+// source picks the smallest cached group table whose node every level of
+// levels generalizes; the base table always qualifies.
+func (s *searcher) source(levels []int) *groupTable {
+	best := s.base
+	for _, g := range s.cache {
+		if g.len() < best.len() && below(g.levels, levels) {
+			best = g
+		}
+	}
+	s.clock++
+	best.used = s.clock
+	return best
+}
+
+func below(a, b []int) bool {
+	for q := range a {
+		if a[q] > b[q] {
+			return false
+		}
+	}
+	return true
+}
+
+// remember caches the node's groups when they are few enough to make later
+// roll-ups cheaper, evicting the least recently used tables over budget.
+func (s *searcher) remember(src *groupTable, levels []int, v, classes, cells int) {
+	n := classes
+	if s.e.sens != nil {
+		n = cells
+	}
+	if n > s.base.len()/2 || n > cacheBudget/2 {
+		return
+	}
+	g := s.e.tableOf(src, levels, v, classes, cells)
+	s.clock++
+	g.used = s.clock
+	s.cache = append(s.cache, g)
+	s.cached += n
+	for s.cached > cacheBudget {
+		s.evictOldest()
+	}
+}
+
+func (s *searcher) evictOldest() {
+	old := 0
+	for i, g := range s.cache {
+		if g.used < s.cache[old].used {
+			old = i
+		}
+	}
+	s.cached -= s.cache[old].len()
+	s.cache = append(s.cache[:old], s.cache[old+1:]...)
+}

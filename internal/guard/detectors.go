@@ -23,7 +23,10 @@ func preambleFindings(f fileFacts) []Finding {
 		return nil
 	}
 	reason := fmt.Sprintf("DICOM preamble holds %s: the file is an image and a runnable program at once (CVE-2019-11687); do not open it on a workstation", what)
-	if sev < High {
+	switch sev {
+	case Medium:
+		reason = fmt.Sprintf("DICOM preamble holds %s: the file may also open as another format; zero the preamble before import", what)
+	case Low:
 		reason = fmt.Sprintf("DICOM preamble holds %d non-zero bytes that are no known header; zero the preamble before import", nonZero(pre))
 	}
 	return []Finding{{Path: f.path, Detector: DetectDICOMPreamble, Severity: sev, Reason: reason}}
@@ -46,6 +49,10 @@ func preambleContent(head []byte) (string, Severity) {
 		return "a Mach-O executable header", Critical
 	case k == KindScript:
 		return "a script (#!) header", High
+	case k == KindShortcut:
+		return "a Windows shortcut header", High
+	case k == KindZip, k == KindOLE2, k == KindPDF, k == KindGzip, k == KindRAR, k == Kind7z, k == KindCAB:
+		return fmt.Sprintf("a %s header", k), Medium
 	}
 	return "unknown bytes", Low
 }

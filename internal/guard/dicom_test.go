@@ -149,6 +149,7 @@ func TestPreambleFindings(t *testing.T) {
 		{"Mach-O 64 little", machO("\xcf\xfa\xed\xfe"), Critical, "Mach-O"},
 		{"Mach-O fat", machO("\xca\xfe\xba\xbe"), Critical, "Mach-O"},
 		{"shebang", []byte("#!/bin/sh\necho benign marker\n"), High, "script"},
+		{"zip header", []byte("PK\x03\x04\x14\x00"), Medium, "a zip header"},
 		{"vendor text", []byte("SOME VENDOR"), Low, "non-zero bytes"},
 	}
 	s := New(Config{})

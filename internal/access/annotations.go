@@ -36,6 +36,7 @@ var policyName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
 type policyMeta struct {
 	id, reason string
 	flags      []string
+	flagReason string // "flagged vip: the patient is labelled VIP"
 	on         string
 	permit     bool
 	file       string
@@ -64,7 +65,8 @@ func policyMetaOf(p *cedar.Policy) (policyMeta, []string) {
 	if m.reason == "" {
 		problems = append(problems, `missing @reason("...")`)
 	}
-	return m, append(problems, m.readFlags(ann)...)
+	problems = append(problems, m.readFlags(ann)...)
+	return m, problems
 }
 
 func (m *policyMeta) readFlags(ann cedar.Annotations) []string {
@@ -88,6 +90,7 @@ func (m *policyMeta) readFlags(ann cedar.Annotations) []string {
 		}
 		m.flags = append(m.flags, f)
 	}
+	m.flagReason = "flagged " + strings.Join(m.flags, ", ") + ": " + m.reason
 	if hasOn {
 		m.on = string(onText)
 		if !slices.Contains([]string{onAllow, onDeny, onAlways}, m.on) {

@@ -124,7 +124,7 @@ func (e *Engine) addFlags(d *Decision, c *cedarRequest) {
 				d.Flags = append(d.Flags, f)
 			}
 		}
-		d.Reasons = append(d.Reasons, "flagged "+strings.Join(m.flags, ", ")+": "+m.reason)
+		d.Reasons = append(d.Reasons, m.flagReason)
 	}
 	slices.Sort(d.Flags)
 	d.addErrors(diag.Errors)

@@ -11,7 +11,6 @@ import (
 const (
 	typeStaff     types.EntityType = "Staff"
 	typePatient   types.EntityType = "Patient"
-	typeRecord    types.EntityType = "Record"
 	typeRole      types.EntityType = "Role"
 	typePurpose   types.EntityType = "Purpose"
 	typeDataClass types.EntityType = "DataClass"
@@ -30,24 +29,22 @@ var (
 	noGrant      = grantRecordOf(Grant{}, false)
 )
 
-// cedarRequest is a Request in Cedar's terms: the three entities the
+// cedarRequest is a Request in Cedar's terms: the two entities the
 // policies can dereference and the Cedar request. It implements
-// types.EntityGetter without a map, since there are only three entities.
+// types.EntityGetter without a map, since there are only two entities.
 type cedarRequest struct {
-	staff, patient, record types.Entity
-	req                    types.Request
+	staff, patient types.Entity
+	req            types.Request
 }
 
-// Get returns the principal, the patient or the resource; nothing else is
-// known to the policies (enum entities need no data).
+// Get returns the principal or the resource; nothing else is known to the
+// policies (enum entities need no data).
 func (c *cedarRequest) Get(uid types.EntityUID) (types.Entity, bool) {
 	switch uid {
 	case c.staff.UID:
 		return c.staff, true
 	case c.patient.UID:
 		return c.patient, true
-	case c.record.UID:
-		return c.record, true
 	}
 	return types.Entity{}, false
 }
@@ -79,11 +76,10 @@ func toCedar(r *Request) *cedarRequest {
 		staff:   staffEntity(r.Staff),
 		patient: patientEntity(r),
 	}
-	c.record = recordEntity(r, c.patient.UID)
 	c.req = types.Request{
 		Principal: c.staff.UID,
 		Action:    types.NewEntityUID(typeAction, types.String(r.Action)),
-		Resource:  c.record.UID,
+		Resource:  c.patient.UID,
 		Context:   contextRecord(r),
 	}
 	return c
@@ -94,9 +90,10 @@ func staffUID(id string) types.EntityUID {
 }
 
 func staffEntity(s Staff) types.Entity {
-	wards := make([]types.Value, len(s.Wards))
-	for i, w := range s.Wards {
-		wards[i] = types.String(w)
+	var buf [4]types.Value
+	wards := buf[:0]
+	for _, w := range s.Wards {
+		wards = append(wards, types.String(w))
 	}
 	return types.Entity{
 		UID: staffUID(s.ID),
@@ -104,7 +101,7 @@ func staffEntity(s Staff) types.Entity {
 			"role":       enumRef(typeRole, string(s.Role)),
 			"department": types.String(s.Department),
 			"position":   types.String(s.Position),
-			"wards":      types.NewSet(wards...),
+			"wards":      setOf(wards),
 			"mfa":        types.Boolean(s.MFA),
 		}),
 	}
@@ -129,26 +126,38 @@ func patientEntity(r *Request) types.Entity {
 	}
 }
 
-func staffSet(ids []string) types.Set {
-	vs := make([]types.Value, len(ids))
-	for i, id := range ids {
-		vs[i] = staffUID(id)
+// setOf builds a Cedar set; the small buffers callers pass stay on the
+// stack, and an empty set costs nothing.
+func setOf(vs []types.Value) types.Set {
+	if len(vs) == 0 {
+		return types.Set{}
 	}
 	return types.NewSet(vs...)
 }
 
-func labelSet(ls []Label) types.Set {
-	vs := make([]types.Value, len(ls))
-	for i, l := range ls {
-		vs[i] = enumRef(typeLabel, string(l))
+func staffSet(ids []string) types.Set {
+	var buf [8]types.Value
+	vs := buf[:0]
+	for _, id := range ids {
+		vs = append(vs, staffUID(id))
 	}
-	return types.NewSet(vs...)
+	return setOf(vs)
+}
+
+func labelSet(ls []Label) types.Set {
+	var buf [8]types.Value
+	vs := buf[:0]
+	for _, l := range ls {
+		vs = append(vs, enumRef(typeLabel, string(l)))
+	}
+	return setOf(vs)
 }
 
 // consentSets returns the purposes the consents in force permit and deny for
 // this data class.
 func consentSets(cs []Consent, class DataClass, now time.Time) (permits, denies types.Set) {
-	var p, d []types.Value
+	var pbuf, dbuf [8]types.Value
+	p, d := pbuf[:0], dbuf[:0]
 	for _, c := range cs {
 		if !c.inForce(now) || !c.covers(class) {
 			continue
@@ -160,23 +169,12 @@ func consentSets(cs []Consent, class DataClass, now time.Time) (permits, denies 
 			d = append(d, uid)
 		}
 	}
-	return types.NewSet(p...), types.NewSet(d...)
-}
-
-func recordEntity(r *Request, patient types.EntityUID) types.Entity {
-	return types.Entity{
-		// The record is one class of one patient; the patient's ID names it
-		// well enough, since only its attributes are read.
-		UID: types.NewEntityUID(typeRecord, types.String(r.Patient.ID)),
-		Attributes: types.NewRecord(types.RecordMap{
-			"patient": patient,
-			"class":   enumRef(typeDataClass, string(r.DataClass)),
-		}),
-	}
+	return setOf(p), setOf(d)
 }
 
 func contextRecord(r *Request) types.Record {
 	return types.NewRecord(types.RecordMap{
+		"data_class":   enumRef(typeDataClass, string(r.DataClass)),
 		"purpose":      enumRef(typePurpose, string(r.Purpose)),
 		"now":          types.NewDatetime(r.Now),
 		"break_glass":  contextBreakGlass(r.BreakGlass),
@@ -212,13 +210,14 @@ func grantRecord(r *Request) types.Record {
 }
 
 func grantRecordOf(g Grant, ok bool) types.Record {
-	scopes := make([]types.Value, len(g.Scopes))
-	for i, s := range g.Scopes {
-		scopes[i] = types.String(s)
+	var buf [4]types.Value
+	scopes := buf[:0]
+	for _, s := range g.Scopes {
+		scopes = append(scopes, types.String(s))
 	}
 	return types.NewRecord(types.RecordMap{
 		"covers": types.Boolean(ok),
-		"scopes": types.NewSet(scopes...),
+		"scopes": setOf(scopes),
 		"from":   datetimeOrEpoch(g.From),
 		"until":  datetimeOrEpoch(g.Until),
 	})

@@ -152,8 +152,8 @@ func quotedNames(msg string) []string {
 
 // accessPrefix is how a policy reaches an entity type's attributes, to find
 // "attribute `ward` on entity type `Staff`" at principal.ward rather than at
-// resource.patient.ward.
-var accessPrefix = map[string]string{"Staff": "principal.", "Patient": "patient.", "Record": "resource."}
+// resource.ward.
+var accessPrefix = map[string]string{"Staff": "principal.", "Patient": "resource."}
 
 // lineOfError finds the line of the policy text[from:to] that a validation
 // message is about, or 0.

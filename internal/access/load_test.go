@@ -3,9 +3,13 @@ package access
 import (
 	"errors"
 	"io/fs"
+	"os"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/medsec/medsec/policies"
 )
@@ -77,6 +81,28 @@ func TestLoadShipped(t *testing.T) {
 	if _, err := Load(withFile(t, "extra.cedar", goodPolicy)); err != nil {
 		t.Errorf("a valid extra policy: got %v, want no error", err)
 	}
+	// A hospital overrides the shipped policies with a directory.
+	fromDir, err := Load(os.DirFS("../../policies"))
+	if err != nil {
+		t.Fatalf("load the policies directory: %v", err)
+	}
+	if diff := cmp.Diff(infos, fromDir.Policies()); diff != "" {
+		t.Errorf("directory and embedded policies differ (-embedded +directory):\n%s", diff)
+	}
+}
+
+func TestShippedFlags(t *testing.T) {
+	var got []string
+	for _, p := range loadShipped(t).Policies() {
+		got = append(got, p.Flags...)
+	}
+	slices.Sort(got)
+	got = slices.Compact(got)
+	want := []string{FlagBreakGlass, FlagCoWorker, FlagDeidentifiedOnly, FlagGrant, FlagLegalBasis,
+		FlagReview, FlagSameSurname, FlagSensitive, FlagVIP}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("flags of the shipped policies (-want +got):\n%s", diff)
+	}
 }
 
 func TestLoadRefusesBadPolicy(t *testing.T) {
@@ -84,7 +110,7 @@ func TestLoadRefusesBadPolicy(t *testing.T) {
 		name     string
 		fsys     func(t *testing.T) fstest.MapFS
 		wantFile string
-		wantLine int
+		wantLine int // 0: any line; -1: the line of the attribute mfa
 		wantText string
 	}{
 		{"syntax error", func(t *testing.T) fstest.MapFS {
@@ -97,7 +123,7 @@ func TestLoadRefusesBadPolicy(t *testing.T) {
 			return withFile(t, "extra.cedar", policyWith("principal.rol == Role::\"nurse\""))
 		}, "extra.cedar", 6, "attribute `rol`"},
 		{"unknown attribute of patient", func(t *testing.T) fstest.MapFS {
-			return withFile(t, "extra.cedar", policyWith("resource.patient.wards.contains(\"5W\")"))
+			return withFile(t, "extra.cedar", policyWith("resource.wards.contains(\"5W\")"))
 		}, "extra.cedar", 6, "wards"},
 		{"unknown context key", func(t *testing.T) fstest.MapFS {
 			return withFile(t, "extra.cedar", policyWith("context.purpse == Purpose::\"TREAT\""))
@@ -106,7 +132,7 @@ func TestLoadRefusesBadPolicy(t *testing.T) {
 			return withFile(t, "extra.cedar", "@id(\"extra\")\n@reason(\"test\")\npermit (principal is Doctor, action, resource);\n")
 		}, "extra.cedar", 3, "Doctor"},
 		{"unknown entity type in condition", func(t *testing.T) fstest.MapFS {
-			return withFile(t, "extra.cedar", policyWith("resource.patient.care_team.contains(Doctor::\"kim\")"))
+			return withFile(t, "extra.cedar", policyWith("resource.care_team.contains(Doctor::\"kim\")"))
 		}, "extra.cedar", 6, "Doctor"},
 		{"enum typo", func(t *testing.T) fstest.MapFS {
 			return withFile(t, "extra.cedar", policyWith("principal.role == Role::\"nures\""))
@@ -118,7 +144,7 @@ func TestLoadRefusesBadPolicy(t *testing.T) {
 			return withFile(t, "extra.cedar", policyWith("context.purpose == \"TREAT\""))
 		}, "extra.cedar", 2, "not compatible"},
 		{"optional attribute without has", func(t *testing.T) fstest.MapFS {
-			return withFile(t, "extra.cedar", policyWith("resource.patient.attending == principal"))
+			return withFile(t, "extra.cedar", policyWith("resource.attending == principal"))
 		}, "extra.cedar", 6, "attending"},
 		{"missing id", func(t *testing.T) fstest.MapFS {
 			return withFile(t, "extra.cedar", "\n@reason(\"test\")\npermit (principal, action, resource);\n")
@@ -149,10 +175,10 @@ func TestLoadRefusesBadPolicy(t *testing.T) {
 		}, "extra.cedar", 0, "no policies"},
 		{"schema syntax error", func(t *testing.T) fstest.MapFS {
 			return withEdit(t, "medsec.cedarschema", "  mfa: Bool,", "  mfa Bool,")
-		}, "medsec.cedarschema", 74, "expected ':'"},
+		}, "medsec.cedarschema", -1, "expected ':'"},
 		{"schema undefined type", func(t *testing.T) fstest.MapFS {
 			return withEdit(t, "medsec.cedarschema", "  mfa: Bool,", "  mfa: Flag,")
-		}, "medsec.cedarschema", 0, "Flag"},
+		}, "medsec.cedarschema", -1, "Flag"},
 		{"schema lacks an attribute medsec sends", func(t *testing.T) fstest.MapFS {
 			return withEdit(t, "medsec.cedarschema", "  position: String,\n", "")
 		}, "medsec.cedarschema", 0, "does not describe the requests"},
@@ -165,7 +191,12 @@ func TestLoadRefusesBadPolicy(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Load(tt.fsys(t))
+			m := tt.fsys(t)
+			if tt.wantLine == -1 {
+				text := string(m[tt.wantFile].Data)
+				tt.wantLine = 1 + strings.Count(text[:strings.Index(text, "  mfa")], "\n")
+			}
+			_, err := Load(m)
 			checkPolicyError(t, err, tt.wantFile, tt.wantLine, tt.wantText)
 		})
 	}
@@ -199,8 +230,8 @@ func TestLoadPointsAtTheLine(t *testing.T) {
 	// start of the policy, nor at a comment or annotation naming the same
 	// word.
 	tests := []struct{ file, old, new, marker, wantText string }{
-		{"limits.cedar", "!principal.wards.contains(resource.patient.ward)", "!principal.wards.contains(resource.patient.wrd)", "patient.wrd", "wrd"},
-		{"clinical.cedar", "principal.wards.contains(resource.patient.ward)", "principal.ward.contains(resource.patient.ward)", "principal.ward.", "attribute `ward`"},
+		{"limits.cedar", "!principal.wards.contains(resource.ward)", "!principal.wards.contains(resource.wrd)", "resource.wrd", "wrd"},
+		{"clinical.cedar", "principal.wards.contains(resource.ward)", "principal.ward.contains(resource.ward)", "principal.ward.", "attribute `ward`"},
 		{"consent.cedar", `context.purpose == Purpose::"PUBHLTH" && context.legal_basis`, `context.purpose == Purpose::"PUBHLTH" && context.legal_basys`, "legal_basys", "legal_basys"},
 		{"consent.cedar", `context.purpose == Purpose::"PUBHLTH" && context.legal_basis`, `context.purpose == Purpose::"PUBLHTH" && context.legal_basis`, "PUBLHTH", "PUBLHTH"},
 		{"flags.cedar", `labels.contains(Label::"vip")`, `labels.contains(Label::"vipp")`, "vipp", "vipp"},

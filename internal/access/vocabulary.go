@@ -182,3 +182,28 @@ func knownPurpose(p Purpose) bool {
 	_, err := ParsePurpose(string(p))
 	return err == nil
 }
+
+// Flags the shipped policies put on decisions (policies/flags.cedar). The
+// door and the anomaly rules branch on them; a hospital's own policies may
+// add others.
+const (
+	// FlagBreakGlass: break-glass was claimed (granted or refused).
+	FlagBreakGlass = "break-glass"
+	// FlagReview: the security officer reviews this access.
+	FlagReview = "review"
+	// FlagVIP: the patient is labelled VIP.
+	FlagVIP = "vip"
+	// FlagDeidentifiedOnly: hand the data over de-identified only
+	// (research, model training).
+	FlagDeidentifiedOnly = "deidentified-only"
+	// FlagGrant: maintenance staff used a time-boxed grant.
+	FlagGrant = "grant"
+	// FlagLegalBasis: public-health use under a legal basis, not consent.
+	FlagLegalBasis = "legal-basis"
+	// FlagSensitive: clinical data with a sensitivity label was opened.
+	FlagSensitive = "sensitive"
+	// FlagCoWorker: the patient is a member of staff.
+	FlagCoWorker = "co-worker"
+	// FlagSameSurname: the patient shares the user's surname.
+	FlagSameSurname = "same-surname"
+)

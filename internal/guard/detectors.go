@@ -115,20 +115,18 @@ func mediaFindings(f fileFacts) []Finding {
 }
 
 // disguise reports content that its extension lies about, most severe
-// when a program hides behind a document or image name.
+// when a program hides behind a document or image name. An extension that
+// promises nothing (".dat") cannot lie; a program under it is still an
+// executable on media.
 func disguise(f fileFacts) *Finding {
-	match, known := expected(f.name, f.kind)
 	ext := extension(f.name)
-	if match || (!known && (!f.kind.runnable() || ext == "")) || executableExts[ext] || scriptExts[ext] {
+	if match, _ := expected(f.name, f.kind); match || executableExts[ext] || scriptExts[ext] {
 		return nil
 	}
 	sev, what := Low, fmt.Sprintf("content is %s, not what %q promises", f.kind, ext)
 	switch {
 	case f.kind.runnable():
 		sev, what = Critical, fmt.Sprintf("a %s program disguised as %q", f.kind, ext)
-		if !known {
-			what = fmt.Sprintf("a %s program under the %q extension", f.kind, ext)
-		}
 	case f.kind == KindScript, f.kind == KindShortcut:
 		sev, what = High, fmt.Sprintf("a %s disguised as %q", f.kind, ext)
 	case f.kind == KindZip, f.kind == KindISO, f.kind == KindRAR, f.kind == Kind7z, f.kind == KindCAB, f.kind == KindOLE2:

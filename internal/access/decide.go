@@ -73,7 +73,10 @@ func (d Decision) HasFlag(f string) bool {
 	return slices.Contains(d.Flags, f)
 }
 
-const defaultDenyReason = "no policy permits this request; medsec denies by default"
+const (
+	defaultDenyReason = "no policy permits this request; medsec denies by default"
+	failClosedReason  = "a policy could not be evaluated; medsec denies when in doubt"
+)
 
 // Decide answers one request. It never fails: a malformed request or a
 // policy that cannot be evaluated gives a deny with Errors set.
@@ -88,10 +91,10 @@ func (e *Engine) Decide(r Request) Decision {
 		d.Policies = append(d.Policies, string(reason.PolicyID))
 		d.Reasons = append(d.Reasons, e.meta[reason.PolicyID].reason)
 	}
-	d.addErrors(diag.Errors)
-	if !d.Allow && len(d.Policies) == 0 {
+	if !d.Allow && len(d.Policies) == 0 && len(diag.Errors) == 0 {
 		d.Reasons = append(d.Reasons, defaultDenyReason)
 	}
+	d.addErrors(diag.Errors)
 	e.addFlags(&d, c)
 	return d
 }
@@ -99,12 +102,15 @@ func (e *Engine) Decide(r Request) Decision {
 // addErrors records evaluation errors and fails closed: a forbid that could
 // not be evaluated must not let a permit through.
 func (d *Decision) addErrors(errs []types.DiagnosticError) {
+	if len(errs) == 0 {
+		return
+	}
 	for _, err := range errs {
 		d.Errors = append(d.Errors, fmt.Sprintf("policy %s: %s", err.PolicyID, err.Message))
 	}
-	if len(errs) > 0 && d.Allow {
+	if d.Allow || len(d.Policies) == 0 {
 		d.Allow = false
-		d.Policies, d.Reasons = nil, []string{"a policy could not be evaluated; medsec denies when in doubt"}
+		d.Policies, d.Reasons = nil, []string{failClosedReason}
 	}
 }
 

@@ -79,6 +79,9 @@ func TestDecideFailsClosedOnEvaluationError(t *testing.T) {
 	if len(d.Errors) == 0 {
 		t.Errorf("got no errors, want the evaluation errors recorded")
 	}
+	if len(d.Policies) != 0 || len(d.Reasons) == 0 || d.Reasons[0] != failClosedReason {
+		t.Errorf("got policies %v and reasons %q, want none and %q first", d.Policies, d.Reasons, failClosedReason)
+	}
 }
 
 func TestBreakGlassTimeLimits(t *testing.T) {

@@ -49,7 +49,7 @@ func (c *cedarRequest) Get(uid types.EntityUID) (types.Entity, bool) {
 	return types.Entity{}, false
 }
 
-// enumValues holds the enum entity references boxed as types.Value once,
+// enumValue holds the enum entity references boxed as types.Value once,
 // so that building a request does not allocate for them.
 var enumValue = func() map[types.EntityType]map[string]types.Value {
 	m := map[types.EntityType]map[string]types.Value{}

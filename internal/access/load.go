@@ -84,7 +84,7 @@ func listPolicyDir(fsys fs.FS) (schemaFile string, policyFiles []string, err err
 func loadSchema(fsys fs.FS, name string) (*resolved.Schema, error) {
 	text, err := fs.ReadFile(fsys, name)
 	if err != nil {
-		return nil, fmt.Errorf("read schema %s: %w", name, err)
+		return nil, &PolicyError{File: name, Reason: "cannot read the file: " + err.Error()}
 	}
 	var s schema.Schema
 	s.SetFilename(name)
@@ -287,7 +287,7 @@ func newCompiler(rs *resolved.Schema) *compiler {
 func (c *compiler) addFile(fsys fs.FS, name string) {
 	text, err := fs.ReadFile(fsys, name)
 	if err != nil {
-		c.errs = append(c.errs, fmt.Errorf("read policy file %s: %w", name, err))
+		c.errs = append(c.errs, &PolicyError{File: name, Reason: "cannot read the file: " + err.Error()})
 		return
 	}
 	list, err := cedar.NewPolicyListFromBytes(name, text)

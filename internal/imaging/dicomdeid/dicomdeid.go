@@ -26,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"sync"
 
@@ -194,7 +195,11 @@ func (d *Deidentifier) File(ctx context.Context, in io.Reader, out io.Writer) (R
 	if err := ctx.Err(); err != nil {
 		return Report{}, err
 	}
-	data, err := readAll(in, d.opts.MaxFileSize)
+	// The parser copies every value out of the input, so the input buffer
+	// goes back to the pool with the output buffer.
+	inBuf := d.bufs.Get().(*bytes.Buffer)
+	defer d.putBuffer(inBuf)
+	data, err := readAll(in, d.opts.MaxFileSize, inBuf)
 	if err != nil {
 		return Report{}, err
 	}
@@ -218,15 +223,19 @@ func (d *Deidentifier) putBuffer(b *bytes.Buffer) {
 	d.bufs.Put(b)
 }
 
-func readAll(in io.Reader, max int64) ([]byte, error) {
-	data, err := io.ReadAll(io.LimitReader(in, max+1))
-	if err != nil {
+func readAll(in io.Reader, max int64, buf *bytes.Buffer) ([]byte, error) {
+	if s, ok := in.(interface{ Stat() (os.FileInfo, error) }); ok {
+		if info, err := s.Stat(); err == nil && info.Size() <= max {
+			buf.Grow(int(info.Size()) + bytes.MinRead)
+		}
+	}
+	if _, err := buf.ReadFrom(io.LimitReader(in, max+1)); err != nil {
 		return nil, fmt.Errorf("read dicom file: %w", err)
 	}
-	if int64(len(data)) > max {
+	if int64(buf.Len()) > max {
 		return nil, fmt.Errorf("%w: file larger than %d bytes", ErrLimit, max)
 	}
-	return data, nil
+	return buf.Bytes(), nil
 }
 
 // bytes de-identifies one file held in memory into buf.

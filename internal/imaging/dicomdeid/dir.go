@@ -37,10 +37,12 @@ func (e FileError) Error() string { return e.Path + ": " + e.Err.Error() }
 
 // Dir de-identifies every regular file under inDir into the same relative
 // path under outDir, Options.Workers files at a time. A file that fails is
-// recorded in the Summary and the run goes on; an output file appears only
-// complete (written to a temporary file, synced, then renamed). progress,
-// when not nil, is called after each file from one goroutine. The error is
-// for the run itself (unreadable input directory, cancelled context).
+// recorded in the Summary and the run goes on. An output file appears only
+// complete and on disk: it is written under a temporary name, and batches
+// of them are synced with one file-system sync, then renamed into place.
+// progress, when not nil, is called after each file from one goroutine.
+// The error is for the run itself (unreadable input directory, cancelled
+// context).
 func (d *Deidentifier) Dir(ctx context.Context, inDir, outDir string, progress func(done, total int)) (Summary, error) {
 	if err := checkDirs(inDir, outDir); err != nil {
 		return Summary{}, err
@@ -50,34 +52,75 @@ func (d *Deidentifier) Dir(ctx context.Context, inDir, outDir string, progress f
 		return Summary{}, err
 	}
 	sum := Summary{Files: len(files), Skipped: skipped}
+	results := d.startWorkers(ctx, inDir, outDir, files)
+	var batch []pendingFile
+	done := 0
+	for r := range results {
+		done++
+		if r.err != nil {
+			sum.fail(r.rel, r.err)
+		} else if batch = append(batch, r); len(batch) == commitBatch {
+			sum.commit(outDir, batch)
+			batch = batch[:0]
+		}
+		if progress != nil {
+			progress(done, sum.Files)
+		}
+	}
+	sum.commit(outDir, batch)
+	return sum, ctx.Err()
+}
+
+// commitBatch is how many outputs share one file-system sync: one sync per
+// file would cost more than de-identifying it.
+const commitBatch = 64
+
+// pendingFile is an output written under a temporary name.
+type pendingFile struct {
+	rel, tmp, dst string
+	err           error
+}
+
+func (d *Deidentifier) startWorkers(ctx context.Context, inDir, outDir string, files []string) <-chan pendingFile {
 	jobs := make(chan string)
-	results := make(chan FileError)
+	results := make(chan pendingFile)
 	var wg sync.WaitGroup
 	for range d.opts.Workers {
 		wg.Go(func() {
 			for rel := range jobs {
-				results <- FileError{Path: rel, Err: d.dirFile(ctx, inDir, outDir, rel)}
+				results <- d.dirFile(ctx, inDir, outDir, rel)
 			}
 		})
 	}
 	go feed(ctx, files, jobs)
 	go func() { wg.Wait(); close(results) }()
-	for r := range results {
-		sum.add(r)
-		if progress != nil {
-			progress(sum.Written+sum.Failed, sum.Files)
-		}
-	}
-	return sum, ctx.Err()
+	return results
 }
 
-func (s *Summary) add(r FileError) {
-	if r.Err == nil {
-		s.Written++
+func (s *Summary) fail(rel string, err error) {
+	s.Failed++
+	s.Failures = append(s.Failures, FileError{Path: rel, Err: err})
+}
+
+// commit makes a batch of outputs durable, then visible.
+func (s *Summary) commit(outDir string, batch []pendingFile) {
+	if len(batch) == 0 {
 		return
 	}
-	s.Failed++
-	s.Failures = append(s.Failures, r)
+	err := syncOutputs(outDir, batch)
+	for _, f := range batch {
+		if err == nil {
+			err1 := os.Rename(f.tmp, f.dst)
+			if err1 == nil {
+				s.Written++
+				continue
+			}
+			s.fail(f.rel, err1)
+		} else {
+			s.fail(f.rel, fmt.Errorf("sync outputs: %w", err))
+		}
+		os.Remove(f.tmp)
+	}
 }
 
 func feed(ctx context.Context, files []string, jobs chan<- string) {
@@ -127,42 +170,37 @@ func listFiles(inDir string) (files []string, skipped int, err error) {
 	return files, skipped, nil
 }
 
-// dirFile de-identifies one file of a Dir run.
-func (d *Deidentifier) dirFile(ctx context.Context, inDir, outDir, rel string) error {
+// dirFile de-identifies one file of a Dir run into a temporary file next
+// to its destination.
+func (d *Deidentifier) dirFile(ctx context.Context, inDir, outDir, rel string) pendingFile {
+	p := pendingFile{rel: rel, dst: filepath.Join(outDir, rel)}
+	p.tmp, p.err = d.writeTemp(ctx, filepath.Join(inDir, rel), p.dst)
+	return p
+}
+
+func (d *Deidentifier) writeTemp(ctx context.Context, src, dst string) (string, error) {
 	if err := ctx.Err(); err != nil {
-		return err
+		return "", err
 	}
-	f, err := os.Open(filepath.Join(inDir, rel))
+	in, err := os.Open(src)
 	if err != nil {
-		return err
+		return "", err
 	}
-	defer f.Close()
-	if info, err := f.Stat(); err == nil && info.Size() > d.opts.MaxFileSize {
-		return fmt.Errorf("%w: file of %d bytes", ErrLimit, info.Size())
+	defer in.Close()
+	if info, err := in.Stat(); err == nil && info.Size() > d.opts.MaxFileSize {
+		return "", fmt.Errorf("%w: file of %d bytes", ErrLimit, info.Size())
 	}
-	dst := filepath.Join(outDir, rel)
 	if err := os.MkdirAll(filepath.Dir(dst), 0o750); err != nil {
-		return err
+		return "", err
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(dst), ".medsec-deid-*")
 	if err != nil {
-		return err
+		return "", err
 	}
-	if err := d.writeTemp(ctx, f, tmp); err != nil {
+	_, err = d.File(ctx, in, tmp)
+	if err = errors.Join(err, tmp.Close()); err != nil {
 		os.Remove(tmp.Name())
-		return err
+		return "", err
 	}
-	if err := os.Rename(tmp.Name(), dst); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return nil
-}
-
-func (d *Deidentifier) writeTemp(ctx context.Context, in *os.File, tmp *os.File) error {
-	_, err := d.File(ctx, in, tmp)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	return errors.Join(err, tmp.Close())
+	return tmp.Name(), nil
 }

@@ -3,12 +3,15 @@ package access
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	xast "github.com/cedar-policy/cedar-go/x/exp/ast"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -348,4 +351,47 @@ func TestDecideConcurrently(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestEmergencyConditionIsTheSameEverywhere checks that every forbid an
+// emergency overrides repeats, in its unless clause, exactly the condition
+// of the break-glass permit (in any order), so that an edit to one copy
+// cannot leave the others behind.
+func TestEmergencyConditionIsTheSameEverywhere(t *testing.T) {
+	e := loadShipped(t)
+	want := conjuncts(t, e, "break-glass-clinician", xast.ConditionWhen)
+	for _, id := range []string{"consent-denied", "nurse-outside-ward", "sensitive-needs-care-relationship"} {
+		got := conjuncts(t, e, id, xast.ConditionUnless)
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%s: unless differs from break-glass-clinician (-permit +forbid):\n%s", id, diff)
+		}
+	}
+}
+
+// conjuncts returns the &&-joined parts of a policy's when or unless
+// clause, rendered and sorted.
+func conjuncts(t *testing.T, e *Engine, id string, which xast.Condition) []string {
+	t.Helper()
+	for _, np := range e.decisive {
+		if string(np.id) != id {
+			continue
+		}
+		var out []string
+		for _, c := range (*xast.Policy)(np.policy.AST()).Conditions {
+			if c.Condition == which {
+				out = append(out, splitAnd(c.Body)...)
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	t.Fatalf("no decisive policy %s", id)
+	return nil
+}
+
+func splitAnd(n xast.IsNode) []string {
+	if and, ok := n.(xast.NodeTypeAnd); ok {
+		return append(splitAnd(and.Left), splitAnd(and.Right)...)
+	}
+	return []string{fmt.Sprintf("%#v", n)}
 }

@@ -169,7 +169,7 @@ func (f fixedSource) OpenExe(p Process) (io.ReadCloser, error) {
 
 func TestWatcherNeverStopsInitOrItself(t *testing.T) {
 	stop := &recordingStopper{}
-	src := fixedSource{{PID: 1, Exe: "/sbin/init"}, {PID: os.Getpid(), Exe: "/usr/bin/medsec"}, {PID: 4242, Exe: "/tmp/x"}}
+	src := fixedSource{{PID: 1, Exe: "/sbin/init"}, {PID: os.Getpid(), Exe: "/usr/bin/medsec"}, {PID: 4242, Exe: "/opt/vendor/unknown"}}
 	alerts, err := NewWatcher(ModeEnforce, mustAllow(t), src, stop).Check(context.Background())
 	must(t, err)
 	if diff := cmp.Diff([]int{4242}, stop.pids); diff != "" {

@@ -106,6 +106,8 @@ type Options struct {
 	// YES instead of refusing them; their pixels are not cleaned.
 	AcceptBurnedIn bool
 
+	// MaxFileSize bounds memory too: a file is held in memory with its
+	// parsed copy and its output, about three times its size per worker.
 	MaxFileSize      int64 // bytes; DefaultMaxFileSize when 0
 	MaxDepth         int   // sequence nesting; DefaultMaxDepth when 0
 	MaxElements      int   // per file; DefaultMaxElements when 0

@@ -10,6 +10,11 @@ import (
 // FuzzLoad feeds arbitrary policy text to Load beside the shipped schema.
 // Load must never panic; a refusal must be a *PolicyError naming the file;
 // an accepted policy set must decide without panicking.
+//
+// Each input loads the schema too (a few milliseconds), so minimising every
+// new input for the default minute stalls the run; use
+//
+//	go test -run '^$' -fuzz '^FuzzLoad$' -fuzztime 60s -fuzzminimizetime 1x ./internal/access
 func FuzzLoad(f *testing.F) {
 	shipped := shippedFS(f)
 	for name, file := range shipped {

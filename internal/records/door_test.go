@@ -40,7 +40,9 @@ type fixture struct {
 	nurse identity.Principal
 }
 
-func newFixture(t *testing.T, db *store.DB) *fixture {
+func newFixture(t *testing.T, db *store.DB) *fixture { return newFixtureTB(t, db) }
+
+func newFixtureTB(t testing.TB, db *store.DB) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	if err := db.Migrate(ctx, keys.Migrations, audit.Migrations, identity.Migrations, Migrations); err != nil {
@@ -86,7 +88,7 @@ func key32() []byte {
 	return b
 }
 
-func staff(t *testing.T, d *identity.Directory, name, role string) identity.Principal {
+func staff(t testing.TB, d *identity.Directory, name, role string) identity.Principal {
 	t.Helper()
 	pw := "a long test password for " + strings.Repeat("x", len(name))
 	if _, err := d.Create(context.Background(), identity.NewStaff{Username: name, DisplayName: name, Role: role, Password: pw}); err != nil {
@@ -102,7 +104,9 @@ func staff(t *testing.T, d *identity.Directory, name, role string) identity.Prin
 var alice = Patient{Name: "김민수", RRN: "900101-1234568", Phone: "010-1234-5678", BirthDate: "1990-01-01", Sex: "male",
 	Address: "서울특별시 강남구 테헤란로 1", MRN: "MRN-000001", Department: "internal_medicine", Ward: "5A"}
 
-func (f *fixture) register(t *testing.T, p Patient) Patient {
+func (f *fixture) register(t *testing.T, p Patient) Patient { return f.registerTB(t, p) }
+
+func (f *fixture) registerTB(t testing.TB, p Patient) Patient {
 	t.Helper()
 	got, err := f.door.RegisterPatient(context.Background(), Request{Who: f.clerk, Purpose: "TREAT"}, p)
 	if err != nil {

@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -73,6 +74,10 @@ type DB struct {
 	read    *sql.DB // read-only pool (the same pool for PostgreSQL)
 	backend Backend
 	retries int
+
+	// Prepared statements of the read pool by query text. Parsing SQL
+	// costs more than running a point query, so reads are prepared once.
+	readStmts stmtCache
 }
 
 // New assembles a DB from a backend's pools. Backends call it from Open.
@@ -80,11 +85,56 @@ func New(write, read *sql.DB, b Backend) *DB {
 	return &DB{write: write, read: read, backend: b, retries: 8}
 }
 
+type stmtCache struct {
+	mu sync.RWMutex
+	m  map[string]*sql.Stmt
+}
+
+// stmtCacheLimit bounds the cache; queries beyond it run unprepared.
+const stmtCacheLimit = 1024
+
+// get returns the prepared statement of q on pool, preparing it once.
+func (c *stmtCache) get(ctx context.Context, pool *sql.DB, q string) (*sql.Stmt, error) {
+	c.mu.RLock()
+	st, ok := c.m[q]
+	c.mu.RUnlock()
+	if ok {
+		return st, nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st, ok := c.m[q]; ok {
+		return st, nil
+	}
+	if len(c.m) >= stmtCacheLimit {
+		return nil, nil
+	}
+	st, err := pool.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if c.m == nil {
+		c.m = map[string]*sql.Stmt{}
+	}
+	c.m[q] = st
+	return st, nil
+}
+
+func (c *stmtCache) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, st := range c.m {
+		st.Close()
+	}
+	c.m = nil
+}
+
 // Dialect reports the backend's SQL dialect.
 func (db *DB) Dialect() Dialect { return db.backend.Dialect() }
 
 // Close closes the pools and the backend.
 func (db *DB) Close() error {
+	db.readStmts.close()
 	err := db.write.Close()
 	if db.read != db.write {
 		err = errors.Join(err, db.read.Close())
@@ -130,13 +180,28 @@ func (db *DB) Exec(ctx context.Context, query string, args ...any) (sql.Result, 
 
 // Query reads through the read pool.
 func (db *DB) Query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	rows, err := db.read.QueryContext(ctx, db.rebind(query), args...)
+	q := db.rebind(query)
+	st, err := db.readStmts.get(ctx, db.read, q)
+	if err != nil {
+		return nil, db.classify(err)
+	}
+	var rows *sql.Rows
+	if st != nil {
+		rows, err = st.QueryContext(ctx, args...)
+	} else {
+		rows, err = db.read.QueryContext(ctx, q, args...)
+	}
 	return rows, db.classify(err)
 }
 
 // QueryRow reads one row through the read pool.
 func (db *DB) QueryRow(ctx context.Context, query string, args ...any) *Row {
-	return &Row{row: db.read.QueryRowContext(ctx, db.rebind(query), args...), classify: db.classify}
+	q := db.rebind(query)
+	st, err := db.readStmts.get(ctx, db.read, q)
+	if err != nil || st == nil {
+		return &Row{row: db.read.QueryRowContext(ctx, q, args...), classify: db.classify}
+	}
+	return &Row{row: st.QueryRowContext(ctx, args...), classify: db.classify}
 }
 
 // Tx is a read-write transaction.
@@ -145,7 +210,10 @@ type Tx struct {
 	db *DB
 }
 
-// Exec runs a statement in the transaction.
+// Exec runs a statement in the transaction. (Statements in a transaction
+// are not taken from the prepared-statement cache: preparing one would need
+// a second connection of SQLite's single-writer pool, which the
+// transaction holds.)
 func (t *Tx) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	res, err := t.tx.ExecContext(ctx, t.db.rebind(query), args...)
 	return res, t.db.classify(err)

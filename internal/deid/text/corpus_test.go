@@ -19,7 +19,7 @@ type goldNote struct {
 
 // loadCorpus reads every testdata/notes/*.txt file. heldout.txt is kept
 // apart from the rest.
-func loadCorpus(t *testing.T) (dev, heldout []goldNote) {
+func loadCorpus(t testing.TB) (dev, heldout []goldNote) {
 	t.Helper()
 	files, err := filepath.Glob(filepath.Join("testdata", "notes", "*.txt"))
 	if err != nil || len(files) == 0 {

@@ -241,7 +241,8 @@ func wordDates(d *doc, out []Finding) []Finding {
 		}
 		if f, ok := monthFirst(d, i, m); ok {
 			out = append(out, f)
-		} else if f, ok := dayFirst(d, i, m); ok {
+		}
+		if f, ok := dayFirst(d, i, m); ok {
 			out = append(out, f)
 		}
 	}

@@ -1,7 +1,6 @@
 package text
 
 import (
-	"slices"
 	"strings"
 	"unicode/utf8"
 )
@@ -13,7 +12,7 @@ type idLabel struct {
 	kind  Kind
 }
 
-var idLabels = sortedLabels([]idLabel{
+var idLabels = labelList([]idLabel{
 	{"mrn", MRN}, {"mr", MRN}, {"medical record", MRN}, {"hosp", MRN}, {"hospital", MRN},
 	{"chart", MRN}, {"patient id", MRN}, {"pt id", MRN}, {"unit", MRN}, {"등록번호", MRN},
 	{"병록번호", MRN}, {"환자번호", MRN}, {"차트번호", MRN}, {"의무기록번호", MRN}, {"진료번호", MRN},
@@ -47,9 +46,12 @@ var idLabels = sortedLabels([]idLabel{
 	{"시리얼번호", Device}, {"제조번호", Device},
 })
 
-func sortedLabels(ls []idLabel) []idLabel {
-	slices.SortStableFunc(ls, func(a, b idLabel) int { return len(b.label) - len(a.label) })
-	return ls
+func labelList(ls []idLabel) *wordList {
+	l := &wordList{byLast: map[string][]listWord{}}
+	for _, x := range ls {
+		l.add(x.label, x.kind)
+	}
+	return l
 }
 
 // labelFillers are words and marks that may stand between a label and its
@@ -59,13 +61,8 @@ var labelFillers = []string{"no", "no.", "number", "num", "nr", "번호", "제",
 // labelBefore returns the kind named by the label that ends right before
 // pos, if any.
 func labelBefore(d *doc, pos int) (Kind, bool) {
-	b := stripFillers(d.before(pos, 48))
-	for _, l := range idLabels {
-		if hasWordSuffix(b, l.label) {
-			return l.kind, true
-		}
-	}
-	return "", false
+	l, ok := idLabels.endOf(stripFillers(d.before(pos, 48)))
+	return l.kind, ok
 }
 
 func stripFillers(b string) string {

@@ -6,10 +6,10 @@ import (
 
 // Context words, lower case, written right before a name.
 var (
-	titleWords = []string{"dr.", "dr", "mr.", "mr", "mrs.", "mrs", "ms.", "ms", "miss", "prof.", "prof",
-		"professor", "doctor", "mx.", "sr.", "fr."}
+	titleWords = newWordList("dr.", "dr", "mr.", "mr", "mrs.", "mrs", "ms.", "ms", "miss", "prof.", "prof",
+		"professor", "doctor", "mx.", "sr.", "fr.")
 	// strong labels and relations: "Patient:", "wife", "Signed by"
-	nameLabels = []string{"patient", "pt", "pt.", "name", "patient name", "caller", "attending", "surgeon",
+	nameLabelWords = []string{"patient", "pt", "pt.", "name", "patient name", "caller", "attending", "surgeon",
 		"assistant", "signed", "signed by", "provider", "physician", "read by", "reported by",
 		"interpreted by", "presented by", "resulted by", "sent by", "guarantor", "participant", "subject",
 		"proband", "employee", "coordinator", "counselor", "intensivist", "endoscopist", "anesthesiologist",
@@ -27,7 +27,8 @@ var (
 		"seen by", "examined by", "placed by", "performed by", "requested by", "referred by", "called",
 		"paged", "notified", "informed", "cosigned by", "attending physician", "primary care",
 		"pcp", "r1", "r2", "r3", "r4", "pa-c", "cnm", "crna", "lpn", "cna"}
-	weakNameLabels = []string{"with", "and", "to", "from", "by", "for", "regarding", "re:", "of", "-", "—"}
+	nameLabels     = newWordList(nameLabelWords...)
+	weakNameLabels = newWordList("with", "and", "to", "from", "by", "for", "regarding", "re:", "of")
 	// written right after a name: ", MD", "(wife)"
 	credentials = []string{"md", "m.d.", "do", "rn", "np", "pa", "pa-c", "cnm", "crna", "phd", "ms", "mt",
 		"cgc", "dds", "dmd", "pharmd", "lpn", "msw", "lcsw", "pt", "ot", "mph", "facs", "facp", "frcp",
@@ -36,7 +37,7 @@ var (
 		"(spouse)", "(partner)", "(sister)", "(brother)", "(son-in-law)", "(daughter-in-law)",
 		"(guardian)", "(caregiver)", "(friend)", "(neighbor)"}
 	// a capitalized word followed by one of these is an eponym, not a person
-	eponymHeads = []string{"disease", "syndrome", "sign", "signs", "palsy", "catheter", "test", "tests",
+	eponymHeads = toSet([]string{"disease", "syndrome", "sign", "signs", "palsy", "catheter", "test", "tests",
 		"fracture", "cyst", "score", "scale", "maneuver", "manoeuvre", "reflex", "lymphoma", "sarcoma",
 		"tumor", "tumour", "procedure", "operation", "classification", "criteria", "law", "triad",
 		"phenomenon", "ulcer", "esophagus", "node", "nodes", "lesion", "lesions", "murmur", "point",
@@ -47,7 +48,7 @@ var (
 		"virus", "encephalopathy", "aneurysm", "forceps", "retractor", "incision", "approach", "space",
 		"canal", "grade", "gradeing", "system", "curve", "line", "method", "stain", "staining", "ratio",
 		"effect", "phenomenon", "rule", "rules", "sprain", "arthritis", "spots", "nodule", "nodules",
-		"dressing", "features", "disease,", "hunt"}
+		"dressing", "features", "hunt"})
 )
 
 // A namePart is one word of a written name: "Margaret", "O'Brien",
@@ -183,7 +184,7 @@ func stopPart(w string) bool {
 			return true
 		}
 	}
-	return weekdays[lw] || containsExact(nameLabels, lw) && !lex().firstNames[c] && !lex().surnames[c]
+	return weekdays[lw] || containsExact(nameLabelWords, lw) && !lex().firstNames[c] && !lex().surnames[c]
 }
 
 func containsExact(list []string, w string) bool {
@@ -260,12 +261,11 @@ func eponymHeadAfter(d *doc, end int) bool {
 	a := d.after(end, 24)
 	a = strings.TrimPrefix(strings.TrimPrefix(a, "'s"), "’s")
 	a = strings.TrimLeft(a, " -")
-	for _, h := range eponymHeads {
-		if hasWordPrefix(a, h) {
-			return true
-		}
+	e := 0
+	for e < len(a) && isLetterByte(a[e]) {
+		e++
 	}
-	return false
+	return eponymHeads[a[:e]]
 }
 
 // latinBase scores the words themselves.
@@ -306,20 +306,13 @@ func isLastNameShape(w string) bool {
 // the same note: they are ordinary words at a sentence start.
 func commonWordPenalty(d *doc, p namePart) float64 {
 	lw := strings.ToLower(p.text)
-	if len(lw) < 3 {
+	switch {
+	case len(lw) < 3:
 		return 0.1
+	case d.hasLowerWord(lw):
+		return 0.3
 	}
-	for off := 0; ; {
-		k := strings.Index(d.s[off:], lw)
-		if k < 0 {
-			return 0
-		}
-		k += off
-		if boundedLeft(d.s, k, "") && boundedRight(d.s, k+len(lw), "") {
-			return 0.3
-		}
-		off = k + 1
-	}
+	return 0
 }
 
 // latinContext adds what the words around the run say.
@@ -348,24 +341,12 @@ func signature(d *doc, start, end int) bool {
 }
 
 func titleBefore(d *doc, start int) bool {
-	b := strings.TrimRight(d.before(start, 16), " ")
-	for _, t := range titleWords {
-		if hasWordSuffix(b, t) {
-			return true
-		}
-	}
-	return false
+	return titleWords.ends(strings.TrimRight(d.before(start, 16), " "))
 }
 
 // labelBeforeName checks the words right before a name, past ':' ',' '('.
-func labelBeforeName(d *doc, start int, labels []string) bool {
-	b := trimTail(d.before(start, 40), ":,(")
-	for _, l := range labels {
-		if hasWordSuffix(b, l) {
-			return true
-		}
-	}
-	return false
+func labelBeforeName(d *doc, start int, labels *wordList) bool {
+	return labels.ends(trimTail(d.before(start, 40), ":,("))
 }
 
 // nameAfterContext looks right of a name for credentials, relations and

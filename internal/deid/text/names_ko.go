@@ -10,7 +10,7 @@ import (
 // "보호자(딸) 이서연"); titles follow it, glued or after a space ("김민수님",
 // "박지훈 교수님").
 var (
-	koLabels = []string{"환자", "환아", "환자명", "환자성명", "성명", "이름", "수검자", "신청인", "참여자",
+	koLabelWords = []string{"환자", "환아", "환자명", "환자성명", "성명", "이름", "수검자", "신청인", "참여자",
 		"보호자", "담당의", "주치의", "집도의", "보조의", "처방의", "판독의", "의사", "간호사", "치료사",
 		"요양보호사", "남편", "아내", "처", "배우자", "딸", "아들", "모", "부", "어머니", "아버지", "엄마",
 		"아빠", "손녀", "손자", "며느리", "사위", "조카", "언니", "오빠", "형", "누나", "동생", "장남",
@@ -20,6 +20,7 @@ var (
 		"기록자", "확인자", "신고자", "피보험자", "가입자", "수진자", "성함", "이름은", "환자는", "참여자명",
 		"보호자명", "신청인명", "가족", "친구", "이웃", "지인", "할머니", "할아버지", "증인", "작성",
 		"진료의", "담당간호사", "책임간호사", "수간호사", "교수", "선생님"}
+	koLabels = newWordList(koLabelWords...)
 	koTitles = []string{"님", "씨", "환자", "환아", "선생님", "선생", "교수님", "교수", "간호사", "보호자",
 		"군", "양", "과장", "원장", "사장님", "사장", "팀장", "부장", "실장", "주임", "전공의", "레지던트",
 		"인턴", "약사", "할머니", "할아버지", "어르신", "여사님", "여사", "드림", "올림", "경장", "경위",
@@ -144,10 +145,8 @@ func startsWithTitle(rest string) bool {
 // koBefore scores the label before a Hangul name.
 func koBefore(d *doc, start int) float64 {
 	b := trimTail(d.before(start, 40), ":,()/-")
-	for _, l := range koLabels {
-		if hasWordSuffix(b, l) {
-			return 0.45
-		}
+	if koLabels.ends(b) {
+		return 0.45
 	}
 	if titleBefore(d, start) {
 		return 0.5
@@ -209,7 +208,7 @@ func koAfter(d *doc, i int) float64 {
 	a = strings.TrimLeft(a, " ")
 	if strings.HasPrefix(a, "(") {
 		inner := strings.TrimPrefix(a, "(")
-		for _, l := range koLabels {
+		for _, l := range koLabelWords {
 			if strings.HasPrefix(inner, l+")") {
 				return 0.4
 			}
@@ -299,19 +298,34 @@ func romanizedKorean(run []namePart) (float64, bool) {
 
 // propagateNames marks other mentions of a name already found with good
 // confidence: "Robert J. Alvarez" makes a later "Alvarez" a name too, and
-// "김민수 님" a later bare "김민수가".
+// "김민수 님" a later bare "김민수가". It reads the note once, looking the
+// forms up by their first two letters.
 func propagateNames(d *doc, c []Finding) []Finding {
+	forms := map[string][]string{}
 	seen := map[string]bool{}
 	for _, f := range c {
 		if f.Kind != Name || f.Confidence < 0.6 {
 			continue
 		}
 		for _, form := range nameForms(d.s[f.Start:f.End]) {
-			seen[form] = true
+			if key, off, ok := sweepKey(form); ok && off == 0 && !seen[form] {
+				seen[form] = true
+				forms[key] = append(forms[key], form)
+			}
 		}
 	}
-	for form := range seen {
-		c = mentions(d, form, c)
+	if len(forms) == 0 {
+		return c
+	}
+	for _, t := range d.toks {
+		if t.kind != tWord && t.kind != tHangul {
+			continue
+		}
+		for _, form := range forms[firstRunes(d.s[t.start:], 2)] {
+			if mentionAt(d, t.start, form) {
+				c = append(c, Finding{Kind: Name, Start: t.start, End: t.start + len(form), Confidence: 0.7})
+			}
+		}
 	}
 	return c
 }
@@ -335,27 +349,16 @@ func nameForms(name string) []string {
 	return forms
 }
 
-// mentions adds a finding for every whole-word occurrence of form.
-func mentions(d *doc, form string, c []Finding) []Finding {
-	hangul := false
+// mentionAt reports whether form is written at k as a name of its own.
+func mentionAt(d *doc, k int, form string) bool {
+	e := k + len(form)
+	if e > len(d.s) || d.s[k:e] != form || !boundedLeft(d.s, k, "") {
+		return false
+	}
 	if r, _ := utf8.DecodeRuneInString(form); isHangulSyllable(r) {
-		hangul = true
+		return !precededByHangul(d.s, k) && hangulRestOK(d.s, e)
 	}
-	for off := 0; ; {
-		k := strings.Index(d.s[off:], form)
-		if k < 0 {
-			return c
-		}
-		k += off
-		off = k + len(form)
-		if !boundedLeft(d.s, k, "") || hangul && precededByHangul(d.s, k) {
-			continue
-		}
-		if hangul && !hangulRestOK(d.s, k+len(form)) || !hangul && (!boundedRight(d.s, k+len(form), "") || eponymHeadAfter(d, k+len(form))) {
-			continue
-		}
-		c = append(c, Finding{Kind: Name, Start: k, End: k + len(form), Confidence: 0.7})
-	}
+	return boundedRight(d.s, e, "") && !eponymHeadAfter(d, e)
 }
 
 func precededByHangul(s string, k int) bool {

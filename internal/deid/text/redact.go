@@ -70,12 +70,14 @@ func NewRedactor(opt Options) *Redactor {
 // Redact returns s with every finding at or above the minimum confidence
 // replaced, and those findings (offsets refer to s).
 func (r *Redactor) Redact(s string) (string, []Finding) {
+	d, all := find(s)
 	var kept []Finding
-	for _, f := range Find(s) {
+	for _, f := range all {
 		if f.Confidence >= r.min {
 			kept = append(kept, f)
 		}
 	}
+	kept = sweep(d, kept) // again: findings below the threshold may have hidden occurrences
 	var b strings.Builder
 	b.Grow(len(s) + len(s)/8)
 	var note *noteSurrogates

@@ -8,9 +8,10 @@ import (
 // doc is a note prepared for the recognizers: its tokens and an ASCII
 // lower-cased copy with the same byte offsets for context-word look-ups.
 type doc struct {
-	s     string
-	lower string
-	toks  []token
+	s      string
+	lower  string
+	toks   []token
+	lowers map[string]bool // words written in lower case, built on first use
 }
 
 func newDoc(s string) *doc {
@@ -29,6 +30,20 @@ func asciiLower(s string) string {
 }
 
 func (d *doc) text(i int) string { return d.s[d.toks[i].start:d.toks[i].end] }
+
+// hasLowerWord reports whether w (lower case) is written somewhere in the
+// note in lower case as a word of its own.
+func (d *doc) hasLowerWord(w string) bool {
+	if d.lowers == nil {
+		d.lowers = map[string]bool{}
+		for i, t := range d.toks {
+			if t.kind == tWord && t.digits == 0 && d.s[t.start] >= 'a' && d.s[t.start] <= 'z' {
+				d.lowers[d.text(i)] = true
+			}
+		}
+	}
+	return d.lowers[w]
+}
 
 // tokenAt returns the index of the token that starts at byte offset pos,
 // or -1.
@@ -184,4 +199,63 @@ func boundedRight(s string, i int, extra string) bool {
 	}
 	c := s[i]
 	return !(c < 0x80 && (isWordByte(c) || strings.IndexByte(extra, c) >= 0))
+}
+
+// wordList finds which of many context words ends a text. The words are
+// filed under their last run of letters, so a look-up costs one map access
+// and a few comparisons instead of a pass over the list.
+type wordList struct {
+	byLast map[string][]listWord
+}
+
+type listWord struct {
+	w    string
+	kind Kind // for identifier labels; empty otherwise
+}
+
+func newWordList(ws ...string) *wordList {
+	l := &wordList{byLast: map[string][]listWord{}}
+	for _, w := range ws {
+		l.add(w, "")
+	}
+	return l
+}
+
+func (l *wordList) add(w string, k Kind) {
+	key := lastWordKey(w)
+	l.byLast[key] = append(l.byLast[key], listWord{w, k})
+	// longest first, so "산정특례 등록번호" wins over "등록번호"
+	ws := l.byLast[key]
+	for i := len(ws) - 1; i > 0 && len(ws[i].w) > len(ws[i-1].w); i-- {
+		ws[i], ws[i-1] = ws[i-1], ws[i]
+	}
+}
+
+// lastWordKey returns the last run of word bytes in s.
+func lastWordKey(s string) string {
+	e := len(s)
+	for e > 0 && !isWordByte(s[e-1]) {
+		e--
+	}
+	b := e
+	for b > 0 && isWordByte(s[b-1]) {
+		b--
+	}
+	return s[b:e]
+}
+
+// endOf returns the longest word of the list that ends b at a word
+// boundary.
+func (l *wordList) endOf(b string) (listWord, bool) {
+	for _, w := range l.byLast[lastWordKey(b)] {
+		if hasWordSuffix(b, w.w) {
+			return w, true
+		}
+	}
+	return listWord{}, false
+}
+
+func (l *wordList) ends(b string) bool {
+	_, ok := l.endOf(b)
+	return ok
 }

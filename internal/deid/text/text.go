@@ -64,13 +64,18 @@ const floor = 0.2
 // position and not overlapping. Each finding carries a confidence in (0, 1];
 // a Redactor drops those below its MinConfidence.
 func Find(s string) []Finding {
+	_, fs := find(s)
+	return fs
+}
+
+func find(s string) (*doc, []Finding) {
 	d := newDoc(s)
 	var c []Finding
 	for _, r := range recognizers {
 		c = r(d, c)
 	}
 	c = propagateNames(d, c)
-	return resolve(s, c)
+	return d, sweep(d, resolve(s, c))
 }
 
 // recognizers run in this order; later ones may consult earlier findings
@@ -91,28 +96,52 @@ var recognizers = []func(*doc, []Finding) []Finding{
 }
 
 // resolve keeps the strongest of overlapping candidates: higher confidence
-// first, then the longer span. The result is sorted by position.
+// first, then the longer span. The result is sorted by position. Overlaps
+// are settled cluster by cluster, so the cost stays near linear on long
+// texts where most candidates stand alone.
 func resolve(s string, c []Finding) []Finding {
-	slices.SortStableFunc(c, func(a, b Finding) int {
+	slices.SortFunc(c, func(a, b Finding) int { return cmp.Compare(a.Start, b.Start) })
+	var kept []Finding
+	for i := 0; i < len(c); {
+		j, end := i+1, c[i].End
+		for j < len(c) && c[j].Start < end {
+			end = max(end, c[j].End)
+			j++
+		}
+		kept = append(kept, settle(s, c[i:j])...)
+		i = j
+	}
+	return kept
+}
+
+// settle picks from one cluster of overlapping candidates.
+func settle(s string, cluster []Finding) []Finding {
+	slices.SortStableFunc(cluster, func(a, b Finding) int {
 		if a.Confidence != b.Confidence {
 			return cmp.Compare(b.Confidence, a.Confidence)
 		}
 		return cmp.Compare(b.End-b.Start, a.End-a.Start)
 	})
-	var kept []Finding // sorted by Start, never overlapping
-	for _, f := range c {
-		if f.Confidence < floor || f.Start >= f.End {
-			continue
-		}
-		i, _ := slices.BinarySearchFunc(kept, f.Start, func(k Finding, start int) int { return cmp.Compare(k.Start, start) })
-		if i > 0 && kept[i-1].End > f.Start || i < len(kept) && kept[i].Start < f.End {
+	var kept []Finding
+	for _, f := range cluster {
+		if f.Confidence < floor || f.Start >= f.End || overlapsAny(kept, f) {
 			continue
 		}
 		f.Text = s[f.Start:f.End]
 		f.Confidence = math.Round(f.Confidence*100) / 100 // sums of weights: no false precision
-		kept = slices.Insert(kept, i, f)
+		kept = append(kept, f)
 	}
+	slices.SortFunc(kept, func(a, b Finding) int { return cmp.Compare(a.Start, b.Start) })
 	return kept
+}
+
+func overlapsAny(kept []Finding, f Finding) bool {
+	for _, k := range kept {
+		if f.Start < k.End && k.Start < f.End {
+			return true
+		}
+	}
+	return false
 }
 
 func clamp(x float64) float64 {

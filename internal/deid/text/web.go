@@ -96,7 +96,7 @@ func findURLs(d *doc, out []Finding) []Finding {
 func urlEnd(s string, i int) int {
 	for i < len(s) {
 		c := s[i]
-		if c <= ' ' || c >= 0x80 || strings.IndexByte(`<>"'{}|\^`+"`", c) >= 0 {
+		if c <= ' ' || c >= 0x80 || strings.IndexByte(`<>"'{}[]|\^`+"`", c) >= 0 {
 			break
 		}
 		i++
@@ -182,7 +182,7 @@ func ipv6At(s string, i int) (Finding, bool) {
 		j--
 	}
 	cand := s[i:j]
-	if colons < 2 || !strings.Contains(cand, "::") && colons < 5 || !boundedRight(s, j, "") {
+	if len(cand)-colons < 3 || colons < 2 || !strings.Contains(cand, "::") && colons < 5 || !boundedRight(s, j, "") {
 		return Finding{}, false
 	}
 	a, err := netip.ParseAddr(cand)

@@ -1,0 +1,120 @@
+package text
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+type kt struct {
+	Kind Kind
+	Text string
+}
+
+func found(s string) []kt {
+	_, fs := NewRedactor(Options{}).Redact(s)
+	out := []kt{}
+	for _, f := range fs {
+		out = append(out, kt{f.Kind, f.Text})
+	}
+	return out
+}
+
+// TestFind pins what is and is not protected health information in short,
+// typical sentences. Each case lists every finding expected, so a false
+// finding fails the test as much as a miss.
+func TestFind(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want []kt
+	}{
+		{"iso date", "Admitted 2021-03-14.", []kt{{Date, "2021-03-14"}}},
+		{"day first", "Seen 14/03/2021 in clinic.", []kt{{Date, "14/03/2021"}}},
+		{"month name", "Surgery on March 14, 2021 went well.", []kt{{Date, "March 14, 2021"}}},
+		{"day month year", "MRI 14 Mar 2021: no mass.", []kt{{Date, "14 Mar 2021"}}},
+		{"korean full date", "2021년 3월 14일 입원함.", []kt{{Date, "2021년 3월 14일"}}},
+		{"korean month day", "3월 14일에 퇴원 예정.", []kt{{Date, "3월 14일"}}},
+		{"bare day/month with context", "Follow-up on 6/5 in clinic.", []kt{{Date, "6/5"}}},
+		{"lab pair is not a date", "AST/ALT 6/5, power 5/5, pain 3/10.", []kt{}},
+		{"vitals are not dates", "BP 120/80, HR 72, SpO2 96%, T 36.8.", []kt{}},
+		{"dose and lab values", "Metformin 500 mg BID. HbA1c 6.5%. Glucose 110 mg/dL.", []kt{}},
+		{"icd and loinc codes", "Dx K81.0, E11.9; LOINC 4548-4 sent.", []kt{}},
+		{"age over 89", "A 92-year-old woman, aged 95 per chart.", []kt{{Age, "92"}, {Age, "95"}}},
+		{"korean age", "92세 여자 환자.", []kt{{Age, "92"}}},
+		{"age 89 is not PHI", "An 89-year-old man with HR 92.", []kt{}},
+		{"korean mobile", "연락처 010-1234-5678", []kt{{Phone, "010-1234-5678"}}},
+		{"seoul landline", "Tel 02-123-4567.", []kt{{Phone, "02-123-4567"}}},
+		{"international", "Call +82-10-1234-5678 or +1 617 555 0143.", []kt{{Phone, "+82-10-1234-5678"}, {Phone, "+1 617 555 0143"}}},
+		{"us parenthesized", "Fax (617) 555-0143 today.", []kt{{Phone, "(617) 555-0143"}}},
+		{"email", "Write to jane.doe@example.org.", []kt{{Email, "jane.doe@example.org"}}},
+		{"url", "See https://portal.example.org/x?y=1.", []kt{{URL, "https://portal.example.org/x?y=1"}}},
+		{"ipv4 and ipv6", "From 192.168.0.12 and 2001:db8::17 at 12:30:45.", []kt{{IP, "192.168.0.12"}, {IP, "2001:db8::17"}}},
+		{"rrn with valid check digit", "주민등록번호 520314-1526019", []kt{{RRN, "520314-1526019"}}},
+		{"rrn after 2020 without check digit", "주민번호 210304-4252763", []kt{{RRN, "210304-4252763"}}},
+		{"rrn unlabeled, bad check digit", "번호: 880412-1291704", []kt{{RRN, "880412-1291704"}}},
+		{"rrn impossible date", "검체 881332-1291704", []kt{}},
+		{"rrn gender digit 9", "검체 880412-9291704", []kt{}},
+		{"ssn", "SSN 219-09-9999 on file.", []kt{{SSN, "219-09-9999"}}},
+		{"ssn never issued", "Ref 666-12-3456 and 000-12-3456.", []kt{}},
+		{"mrn", "MRN: 00482913", []kt{{MRN, "00482913"}}},
+		{"korean mrn", "등록번호 10234567", []kt{{MRN, "10234567"}}},
+		{"account", "Acct #: 7730018842", []kt{{Account, "7730018842"}}},
+		{"health plan", "Member ID XBH847203115", []kt{{HealthPlan, "XBH847203115"}}},
+		{"license", "면허번호 제 58213 호", []kt{{License, "58213"}}},
+		{"device", "Pump serial number PJN7724018 checked.", []kt{{Device, "PJN7724018"}}},
+		{"korean address", "주소: 서울특별시 강남구 테헤란로 123 (06236)", []kt{{Address, "서울특별시 강남구 테헤란로 123"}, {Postal, "06236"}}},
+		{"us address", "Lives at 48 Orchard Lane, Northampton, MA 01060.", []kt{{Address, "48 Orchard Lane, Northampton, MA"}, {Postal, "01060"}}},
+		{"five digits alone are not postal", "Platelets 25000 today.", []kt{}},
+		{"doctor", "Seen by Dr. Okafor today.", []kt{{Name, "Okafor"}}},
+		{"western name", "Margaret Sullivan was admitted.", []kt{{Name, "Margaret Sullivan"}}},
+		{"relative", "Her daughter Karen visited.", []kt{{Name, "Karen"}}},
+		{"credential", "Signed, K. Brennan, RN", []kt{{Name, "K. Brennan"}}},
+		{"romanized korean", "Kim Min-su and Lee Seo-yeon attended.", []kt{{Name, "Kim Min-su"}, {Name, "Lee Seo-yeon"}}},
+		{"given name first", "Referred Seo-yeon Lee for review.", []kt{{Name, "Seo-yeon Lee"}}},
+		{"hangul with title", "김민수 님과 보호자 이서연 씨가 내원함.", []kt{{Name, "김민수"}, {Name, "이서연"}}},
+		{"hangul glued title", "박지훈씨는 퇴원함.", []kt{{Name, "박지훈"}}},
+		{"hangul patient label", "환자 최영희(F/78)", []kt{{Name, "최영희"}}},
+		{"compound surname", "집도의 남궁민 교수", []kt{{Name, "남궁민"}}},
+		{"mention repeated", "Mr. Alvarez is 67. Alvarez lives alone.", []kt{{Name, "Alvarez"}, {Name, "Alvarez"}}},
+		{"eponyms", "Parkinson's disease, Hodgkin lymphoma, Bell's palsy, Foley catheter, Alzheimer dementia, Crohn disease, Down syndrome, Apgar 9.", []kt{}},
+		{"korean clinical words", "정상 소견. 조영제 투여 후 신장 기능 이상 없음. 전신마취 하 시행.", []kt{}},
+		{"sweep repeats a labelled number", "MRN 00482913. Old chart 00482913 merged.", []kt{{MRN, "00482913"}, {MRN, "00482913"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := found(tt.in)
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("Find(%q) mismatch (-want +got):\n%s", tt.in, diff)
+			}
+		})
+	}
+}
+
+func TestRRNCheckDigit(t *testing.T) {
+	tests := []struct {
+		n    string
+		want bool
+	}{
+		{"5203141526019", true},
+		{"7501011830164", true},
+		{"5203141526018", false},
+		{"2103044252763", false}, // issued after October 2020: random last digit
+	}
+	for _, tt := range tests {
+		if got := rrnCheckDigitOK(tt.n); got != tt.want {
+			t.Errorf("rrnCheckDigitOK(%s) = %v, want %v", tt.n, got, tt.want)
+		}
+	}
+}
+
+// TestFindOffsets checks that every finding's Text is the slice of the
+// input it claims.
+func TestFindOffsets(t *testing.T) {
+	s := "환자 김민수(남/67세), 2023년 3월 14일 입원. Tel 010-1234-5678, Dr. Park Ji-hoon."
+	for _, f := range Find(s) {
+		if s[f.Start:f.End] != f.Text {
+			t.Errorf("finding %v: text %q, want %q", f.Kind, f.Text, s[f.Start:f.End])
+		}
+	}
+}

@@ -380,15 +380,15 @@ func (d *Directory) accountByID(ctx context.Context, q store.Querier, id string)
 	return d.accountWhere(ctx, q, "s.id = ?", id)
 }
 
-func (d *Directory) accountWhere(ctx context.Context, q store.Querier, where string, arg any) (account, error) {
+func (d *Directory) accountWhere(ctx context.Context, q store.Querier, where string, args ...any) (account, error) {
 	now := d.now().UnixNano()
-	row := q.QueryRow(ctx, `SELECT `+accountColumns+` FROM staff s WHERE `+where, now, now, arg)
+	row := q.QueryRow(ctx, `SELECT `+accountColumns+` FROM staff s WHERE `+where, append([]any{now, now}, args...)...)
 	a, err := scanAccount(row)
 	if errors.Is(err, store.ErrNotFound) {
-		return account{}, fmt.Errorf("%w: %v", ErrUnknownStaff, arg)
+		return account{}, fmt.Errorf("%w: %v", ErrUnknownStaff, args[0])
 	}
 	if err != nil {
-		return account{}, fmt.Errorf("look up staff %v: %w", arg, err)
+		return account{}, fmt.Errorf("look up staff %v: %w", args[0], err)
 	}
 	return a, nil
 }

@@ -61,11 +61,11 @@ func printReport(w io.Writer, r *demo.Report) {
 	fmt.Fprintf(w, "  patients registered          %d (identities sealed per patient)\n", len(r.Patients))
 	fmt.Fprintf(w, "  records stored / read        %d / %d (each read audited first)\n", r.Records.Stored, r.Records.Read)
 	fmt.Fprintf(w, "  audit log                    %d events, verified: %s\n", r.Audit.Events, ok(r.Audit.Verified))
-	fmt.Fprintf(w, "  crypto-shredded patient      %s\n", r.Destruction.Patient)
+	fmt.Fprintf(w, "  crypto-shredded patient      %s\n", r.Destruction.Pseudonym)
 	fmt.Fprintf(w, "    read now fails with        %s\n", r.Destruction.ReadError)
 	fmt.Fprintf(w, "    audit still verifies       %s\n", ok(r.Destruction.AuditVerifiedAfter))
 	fmt.Fprintf(w, "  plaintext PHI in data files  %d found in %d file reads\n", r.Plaintext.Hits, r.Plaintext.FilesScanned)
 	if r.Dir != "" {
-		fmt.Fprintf(w, "  data directory               %s\n", r.Dir)
+		fmt.Fprintf(w, "  data directory (kept)        %s\n", r.Dir)
 	}
 }

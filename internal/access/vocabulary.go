@@ -15,12 +15,15 @@ const (
 	SecurityOfficer    Role = "security_officer"
 	Researcher         Role = "researcher"
 	ExternalMaintainer Role = "external_maintainer"
+	// System is one of medsec's own jobs (ingestion, import, retention);
+	// Staff.Position names the job. It is never a login.
+	System Role = "system"
 )
 
 // Roles lists every role, in a fixed order.
 func Roles() []Role { return slices.Clone(roles) }
 
-var roles = []Role{Physician, Nurse, Pharmacist, Administrative, ITAdmin, SecurityOfficer, Researcher, ExternalMaintainer}
+var roles = []Role{Physician, Nurse, Pharmacist, Administrative, ITAdmin, SecurityOfficer, Researcher, ExternalMaintainer, System}
 
 // Action is what a request does with the data.
 type Action string
@@ -37,12 +40,15 @@ const (
 	Export Action = "export"
 	// BreakGlassAction opens emergency access to a patient's record.
 	BreakGlassAction Action = "break_glass"
+	// Destroy crypto-shreds a patient or deletes records whose retention
+	// ended.
+	Destroy Action = "destroy"
 )
 
 // Actions lists every action, in a fixed order.
 func Actions() []Action { return slices.Clone(actions) }
 
-var actions = []Action{Read, Search, Write, Export, BreakGlassAction}
+var actions = []Action{Read, Search, Write, Export, BreakGlassAction, Destroy}
 
 // DataClass is a class of patient data; a request is about one class of one
 // patient.

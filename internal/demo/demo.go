@@ -78,6 +78,7 @@ type AuditReport struct {
 // DestroyReport shows a crypto-shredding.
 type DestroyReport struct {
 	Patient             string `json:"patient"`
+	Pseudonym           string `json:"pseudonym"`
 	ReadError           string `json:"read_error"`
 	AuditVerifiedAfter  bool   `json:"audit_verified_after"`
 	RecordsUnreadable   bool   `json:"records_unreadable"`
@@ -97,6 +98,9 @@ type StaffReport struct {
 	Username string `json:"username"`
 	Role     string `json:"role"`
 	Password string `json:"password"`
+	// TOTPSecret is the authenticator secret of a privileged account, so a
+	// newcomer can sign in to the console with an authenticator app.
+	TOTPSecret string `json:"totp_secret,omitempty"`
 }
 
 // Run performs the demo.
@@ -198,6 +202,7 @@ func (s *scenario) cleanup() {
 	}
 	if s.tmp && !s.opt.Keep {
 		os.RemoveAll(s.opt.Dir)
+		s.rep.Dir = ""
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/pquerna/otp/totp"
+
 	"github.com/medsec/medsec/internal/identity"
 	"github.com/medsec/medsec/internal/keys"
 	"github.com/medsec/medsec/internal/records"
@@ -29,21 +31,60 @@ func (s *scenario) hireStaff(ctx context.Context) error {
 		if _, err := s.h.Staff.Create(ctx, n); err != nil {
 			return err
 		}
-		p, err := s.h.Staff.Authenticate(ctx, n.Username, n.Password, "demo")
+		rep := StaffReport{Username: n.Username, Role: n.Role, Password: n.Password}
+		p, err := s.signIn(ctx, n, &rep)
 		if err != nil {
-			return err
+			return fmt.Errorf("sign in %s: %w", n.Username, err)
 		}
 		s.staff[n.Username] = p
-		s.rep.Staff = append(s.rep.Staff, StaffReport{Username: n.Username, Role: n.Role, Password: n.Password})
+		s.rep.Staff = append(s.rep.Staff, rep)
 	}
-	s.opt.Log("hired %d staff: registration, a physician, two nurses, a researcher, a security officer", len(demoStaff))
+	s.opt.Log("hired %d staff; each signed in to a server-side session (the security officer with a TOTP second factor)", len(demoStaff))
 	return nil
+}
+
+// signIn opens a session as the staff member would: password, and for a
+// privileged role a TOTP code from an authenticator enrolled first.
+func (s *scenario) signIn(ctx context.Context, n identity.NewStaff, rep *StaffReport) (identity.Principal, error) {
+	login := identity.LoginRequest{Username: n.Username, Password: n.Password, Source: "demo"}
+	if s.h.Staff.RequiresMFA(n.Role) {
+		code, secret, err := s.enrolTOTP(ctx, n)
+		if err != nil {
+			return identity.Principal{}, err
+		}
+		login.TOTP, rep.TOTPSecret = code, secret
+	}
+	_, token, err := s.h.Staff.Login(ctx, login)
+	if err != nil {
+		return identity.Principal{}, err
+	}
+	return s.h.Staff.Sessions.Authenticate(ctx, token, "demo")
+}
+
+// enrolTOTP enrols an authenticator for the account and returns the code
+// it shows for the next 30-second step (the current one confirmed it).
+func (s *scenario) enrolTOTP(ctx context.Context, n identity.NewStaff) (string, string, error) {
+	who, err := s.h.Staff.Authenticate(ctx, n.Username, n.Password, "demo")
+	if err != nil {
+		return "", "", err
+	}
+	enr, err := s.h.Staff.EnrolTOTP(ctx, who, who.ID)
+	if err != nil {
+		return "", "", err
+	}
+	now := time.Now()
+	code, _ := totp.GenerateCode(enr.Secret, now)
+	if err := s.h.Staff.ConfirmTOTP(ctx, who, who.ID, code); err != nil {
+		return "", "", err
+	}
+	next, err := totp.GenerateCode(enr.Secret, now.Add(30*time.Second))
+	return next, enr.Secret, err
 }
 
 func (s *scenario) registerPatients(ctx context.Context) error {
 	g := synth.New(s.opt.Seed)
 	kim, lee := s.staff["dr.kim"], s.staff["nurse.lee"]
-	req := records.Request{Who: s.staff["reception"], Purpose: "HOPERAT"}
+	req := records.Request{Who: s.staff["reception"], Purpose: "TREAT"}
 	for i := range s.opt.Patients {
 		p := g.Person()
 		in := records.Patient{Name: p.Name, RRN: p.RRN, Phone: p.Phone, BirthDate: p.BirthDate, Sex: p.Sex, Address: p.Address,
@@ -155,7 +196,7 @@ func (s *scenario) destroyPatient(ctx context.Context) error {
 		return err
 	}
 	v, verr := s.h.Verifier().Verify(ctx)
-	s.rep.Destruction = DestroyReport{Patient: victim.ID, ReadError: err.Error(), AuditVerifiedAfter: verr == nil && v.OK,
+	s.rep.Destruction = DestroyReport{Patient: victim.ID, Pseudonym: victim.Pseudonym, ReadError: err.Error(), AuditVerifiedAfter: verr == nil && v.OK,
 		RecordsUnreadable: errors.Is(rerr, keys.ErrDestroyed), DemographicsDeleted: true}
 	s.rep.Audit = AuditReport{Events: v.Events, Verified: v.OK, Checkpoint: v.Checkpoint, Summary: v.Summary()}
 	s.opt.Log("crypto-shredded patient %s; a read now says: %v", victim.Pseudonym, err)

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/medsec/medsec/internal/access"
+	"github.com/medsec/medsec/internal/identity"
 	"github.com/medsec/medsec/internal/records"
 )
 
@@ -18,11 +19,14 @@ type policyDecider struct {
 func (p *policyDecider) Decide(_ context.Context, q records.Question) records.Decision {
 	r := access.Request{
 		Staff: access.Staff{ID: q.Who.ID, Role: access.Role(q.Who.Role), Department: q.Who.Department,
-			Position: q.Who.Position, Wards: q.Who.Wards},
+			Position: q.Who.Position, Wards: q.Who.Wards, MFA: q.Who.MFA},
 		Action:    access.Action(q.Action),
 		DataClass: access.DataClass(q.Class),
 		Purpose:   access.Purpose(q.Purpose),
 		Now:       p.now(),
+	}
+	if q.Who.Role == identity.RoleSystem {
+		r.Staff.Position = q.Who.Username // the job: ingest, import, lifecycle
 	}
 	if q.Patient != nil {
 		r.Patient = access.Patient{ID: q.Patient.ID, Department: q.Patient.Department, Ward: q.Patient.Ward,

@@ -19,8 +19,12 @@ import (
 
 	"github.com/medsec/medsec/internal/audit"
 	"github.com/medsec/medsec/internal/config"
+	"github.com/medsec/medsec/internal/devices"
 	"github.com/medsec/medsec/internal/identity"
+	"github.com/medsec/medsec/internal/ingest"
 	"github.com/medsec/medsec/internal/keys"
+	"github.com/medsec/medsec/internal/lifecycle"
+	"github.com/medsec/medsec/internal/provision"
 	"github.com/medsec/medsec/internal/records"
 	"github.com/medsec/medsec/internal/store"
 	"github.com/medsec/medsec/internal/store/postgres"
@@ -50,7 +54,7 @@ const (
 
 // migrations lists every component's schema in dependency order.
 func migrations() [][]store.Migration {
-	return [][]store.Migration{keys.Migrations, audit.Migrations, identity.Migrations, records.Migrations}
+	return [][]store.Migration{keys.Migrations, audit.Migrations, identity.Migrations, records.Migrations, devices.Migrations, ingest.Migrations, lifecycle.Migrations, provision.Migrations}
 }
 
 // OpenOptions says how to open an installation.
@@ -120,6 +124,7 @@ func assemble(ctx context.Context, cfg *config.Config, db *store.DB, provider ke
 	if err != nil {
 		return nil, err
 	}
+	h.Staff.Audit, h.Staff.Keys = h.Audit, h.Keys
 	decider, err := newDecider()
 	if err != nil {
 		h.Audit.Close(ctx)

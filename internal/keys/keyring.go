@@ -63,7 +63,7 @@ type DestroyedError struct {
 }
 
 func (e *DestroyedError) Error() string {
-	return fmt.Sprintf("patient %s: data destroyed on %s by %s (%s); it cannot be read again",
+	return fmt.Sprintf("patient %s: data destroyed on %s by %s (carried out by %s); it cannot be read again",
 		e.Patient, e.At.UTC().Format("2006-01-02 15:04 UTC"), e.Basis, e.By)
 }
 

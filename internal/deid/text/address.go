@@ -14,6 +14,8 @@ var streetSuffixes = map[string]bool{
 	"row": true, "plaza": true, "pike": true, "path": true,
 }
 
+var directions = toSet(strings.Fields("N S E W NE NW SE SW North South East West"))
+
 var aptWords = map[string]bool{"apt": true, "apartment": true, "suite": true, "ste": true,
 	"unit": true, "fl": true, "floor": true, "room": true, "rm": true, "bldg": true}
 
@@ -40,6 +42,10 @@ func toSet(ws []string) map[string]bool {
 func findAddresses(d *doc, out []Finding) []Finding {
 	for i, t := range d.toks {
 		switch {
+		case t.kind == tWord && (d.text(i) == "PO" || d.text(i) == "P.O" || strings.EqualFold(d.text(i), "box")):
+			if f, ok := poBox(d, i); ok {
+				out = append(out, f)
+			}
 		case t.allDigits() && t.end-t.start <= 6:
 			if f, ok := streetAddress(d, i); ok {
 				out = append(out, f)
@@ -74,6 +80,9 @@ func streetAddress(d *doc, i int) (Finding, bool) {
 		return Finding{}, false
 	}
 	end := skipDotEnd(d, k)
+	if j, nl := d.next(k); j >= 0 && !nl && directions[d.text(j)] && d.toks[k].end+1 == d.toks[j].start {
+		end = skipDotEnd(d, j) // "Avenue NW"
+	}
 	end = addressUnit(d, end)
 	end = cityState(d, end)
 	return Finding{Kind: Address, Start: d.toks[i].start, End: end, Confidence: 0.9}, true
@@ -323,4 +332,24 @@ func postalConfidence(d *doc, start int, addrEnds map[int]bool) float64 {
 		return 0.85
 	}
 	return 0
+}
+
+// poBox reads "PO Box 1234" or "P.O. Box 1234", then ", City, ST".
+func poBox(d *doc, i int) (Finding, bool) {
+	start := d.toks[i].start
+	k := i
+	if !strings.EqualFold(d.text(k), "box") {
+		j, nl := d.next(skipDot(d, k))
+		if j < 0 || nl || !strings.EqualFold(d.text(j), "box") {
+			return Finding{}, false
+		}
+		k = j
+	} else if p, nl := d.prev(i); p >= 0 && !nl && strings.HasPrefix(strings.ToUpper(d.s[d.toks[p].start:d.toks[i].start]), "P") {
+		return Finding{}, false // the box was read with its "PO" already
+	}
+	j, nl := d.next(k)
+	if j < 0 || nl || !d.toks[j].allDigits() {
+		return Finding{}, false
+	}
+	return Finding{Kind: Address, Start: start, End: cityState(d, d.toks[j].end), Confidence: 0.85}, true
 }

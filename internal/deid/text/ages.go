@@ -11,7 +11,7 @@ var ageAfter = []string{"-year-old", "-years-old", " year-old", " years-old", "-
 	"-y", " y", "y", "세", "살", "f", "m", " f", " m"}
 
 // Words before a number that make it an age.
-var ageBefore = []string{"age", "aged", "age:", "age of", "만", "f/", "m/", "여/", "남/", "female/",
+var ageBefore = []string{"age", "aged", "age:", "age of", "만", "나이", "나이:", "연령", "연령:", "만나이", "f/", "m/", "여/", "남/", "female/",
 	"male/", "f /", "m /"}
 
 // findAges finds ages over 89, which Safe Harbor counts as identifying.
@@ -79,3 +79,54 @@ func capitalizedBefore(d *doc, pos int) bool {
 }
 
 func isUpperByte(c byte) bool { return c >= 'A' && c <= 'Z' }
+
+// spelledAges are the words for ages over 89 that dictated notes spell out.
+var spelledAges = []string{"ninety", "one hundred", "hundred"}
+
+// findSpelledAges finds "ninety-two-year-old", "ninety two years old".
+func findSpelledAges(d *doc, out []Finding) []Finding {
+	for _, w := range spelledAges {
+		for off := 0; ; {
+			k := strings.Index(d.lower[off:], w)
+			if k < 0 {
+				break
+			}
+			k += off
+			off = k + len(w)
+			if !boundedLeft(d.lower, k, "") {
+				continue
+			}
+			end := k + len(w)
+			if m := spelledUnit(d.lower[end:]); m > 0 {
+				end += m
+			}
+			a := d.lower[end:]
+			if hasAgeWordAfter(a) {
+				out = append(out, Finding{Kind: Age, Start: k, End: end, Confidence: 0.85})
+			}
+			off = end
+		}
+	}
+	return out
+}
+
+// spelledUnit reads "-two", " two" ... " nine" after "ninety".
+func spelledUnit(a string) int {
+	for _, u := range []string{"one", "two", "three", "four", "five", "six", "seven", "eight", "nine"} {
+		for _, sep := range []string{"-", " "} {
+			if hasWordPrefix(a, sep+u) {
+				return len(sep + u)
+			}
+		}
+	}
+	return 0
+}
+
+func hasAgeWordAfter(a string) bool {
+	for _, w := range []string{"-year-old", " year-old", " year old", " years old", "-year old", " years of age", " yo"} {
+		if strings.HasPrefix(a, w) {
+			return true
+		}
+	}
+	return false
+}

@@ -24,12 +24,16 @@ var (
 		"appointment", "appt", "scheduled", "admitted", "admission", "discharged", "discharge", "seen",
 		"surgery", "birthday", "born", "예정", "검사일", "일자", "날짜", "면담", "외래", "재진", "퇴원",
 		"입원", "수술", "내원", "방문", "예약", "시행", "제거", "생년월일", "생일"}
+	// words after a bare day/month that make it a date: "8/21 through 8/23", "3/14(목) 재진"
+	dateWordsAfter = []string{"through", "thru", "to", "until", "-", "~", "예정", "재진", "외래", "퇴원",
+		"입원", "수술", "내원", "방문", "예약", "(월)", "(화)", "(수)", "(목)", "(금)", "(토)", "(일)", "(mon)",
+		"(tue)", "(wed)", "(thu)", "(fri)", "(sat)", "(sun)"}
 	measureWords = []string{"bp", "pressure", "power", "strength", "mmt", "pain", "nrs", "vas", "mmse",
 		"moca", "gcs", "apgar", "murmur", "score", "ratio", "iop", "va", "acuity", "ast/alt", "bun/cr",
 		"na/k", "grade", "abg", "cervix", "reflexes", "sbp", "dbp", "섭취", "점", "혈압", "근력", "통증",
 		"vision", "x", "dilated", "ef", "lvef", "g", "p", "gp"}
 	unitWords = []string{"mg", "mcg", "ug", "g", "ml", "l", "mmhg", "cm", "mm", "kg", "iu", "u", "units",
-		"tab", "tabs", "%", "times", "회", "정", "점", "cc", "mmol", "meq"}
+		"tab", "tabs", "tablet", "tablets", "pill", "pills", "dose", "doses", "cup", "of", "%", "times", "회", "정", "점", "cc", "mmol", "meq"}
 	dobWords = []string{"dob", "d.o.b", "date of birth", "birth date", "birthdate", "born", "생년월일",
 		"생일", "출생일", "출생"}
 )
@@ -37,6 +41,7 @@ var (
 // findDates finds dates in numeric, English and Korean notations.
 func findDates(d *doc, out []Finding) []Finding {
 	out = numericDates(d, out)
+	out = spacedDotDates(d, out)
 	out = wordDates(d, out)
 	return koreanDates(d, out)
 }
@@ -148,7 +153,7 @@ func bareDayMonth(d *doc, a, b, start, end int) float64 {
 	}
 	conf := 0.3
 	if containsWord(lastWords(bef, 3), dateWords) || weekdayBefore(bef) || timeAfter(aft) ||
-		containsWord(firstWords(aft, 2), dateWords) || strings.TrimSpace(bef) == "" {
+		containsWord(firstWords(aft, 2), dateWordsAfter) || strings.TrimSpace(bef) == "" {
 		conf = 0.8
 	}
 	return conf
@@ -284,6 +289,9 @@ func monthFirst(d *doc, i, m int) (Finding, bool) {
 // dayFirst: D Month [YYYY], also 14-Mar-2021.
 func dayFirst(d *doc, i, m int) (Finding, bool) {
 	j, nl := d.prev(i)
+	if j >= 0 && !nl && strings.EqualFold(d.text(j), "of") {
+		j, nl = d.prev(j)
+	}
 	if j >= 0 && (d.text(j) == "-" || d.text(j) == "/") && d.toks[j].end == d.toks[i].start {
 		j, nl = j-1, false
 	}
@@ -301,8 +309,9 @@ func dayFirst(d *doc, i, m int) (Finding, bool) {
 	return Finding{Kind: Date, Start: d.toks[j].start, End: end, Confidence: conf}, true
 }
 
+// skipDot steps over the period of an abbreviated month ("Mar.").
 func skipDot(d *doc, i int) int {
-	if i+1 < len(d.toks) && d.text(i+1) == "." {
+	if i+1 < len(d.toks) && d.text(i+1) == "." && len(d.text(i)) <= 4 {
 		return i + 1
 	}
 	return i
@@ -419,4 +428,34 @@ func withPeriodWord(d *doc, last, end int) int {
 		return d.toks[j].start + len("초순")
 	}
 	return end
+}
+
+// spacedDotDates finds the Korean administrative style "2024. 3. 14." and
+// "2024. 3." (year, month and day each followed by a period and a space).
+func spacedDotDates(d *doc, out []Finding) []Finding {
+	s := d.s
+	for i := 0; i+6 < len(s); i++ {
+		if !isDigit(s[i]) || !boundedLeft(s, i, ".") || digitRunEnd(s, i)-i != 4 {
+			continue
+		}
+		var n []int
+		j := i
+		for len(n) < 3 {
+			e := digitRunEnd(s, j)
+			if e == j || e-j > 4 || e >= len(s) || s[e] != '.' {
+				break
+			}
+			n, j = append(n, atoi(s[j:e])), e+1
+			if j >= len(s) || s[j] != ' ' || j+1 >= len(s) || !isDigit(s[j+1]) {
+				break
+			}
+			j++
+		}
+		ok := len(n) == 3 && validDate(n[0], n[1], n[2]) || len(n) == 2 && n[1] >= 1 && n[1] <= 12
+		if ok && plausibleYear(n[0]) {
+			out = append(out, Finding{Kind: Date, Start: i, End: j, Confidence: 0.9})
+			i = j
+		}
+	}
+	return out
 }

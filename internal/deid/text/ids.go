@@ -90,11 +90,14 @@ func findLabeledIDs(d *doc, out []Finding) []Finding {
 			break
 		}
 		i = hi
+		if k := strings.LastIndexAny(s[lo:hi], ":#"); k > 0 && k < hi-lo-1 && isLetterByte(s[lo]) {
+			lo += k + 1 // "MRN#12345678", "MRN:12345678": the label is glued on
+		}
 		lo, hi = trimRun(s, lo, hi)
 		if !idLike(s[lo:hi]) {
 			continue
 		}
-		if k, ok := labelBefore(d, runLabelEdge(s, lo)); ok {
+		if k, ok := labelBefore(d, labelEdge(s, lo)); ok {
 			out = append(out, Finding{Kind: k, Start: lo, End: hi, Confidence: 0.9})
 		}
 	}
@@ -148,12 +151,13 @@ func gs1Start(s string) bool {
 	return len(s) > 4 && s[0] == '(' && isDigit(s[1]) && isDigit(s[2]) && s[3] == ')' && isDigit(s[4])
 }
 
-// runLabelEdge moves back over Hangul glued to the front of a run, so
-// that "제" in "면허번호 제58213호" is read as a filler, not as the label.
-func runLabelEdge(s string, lo int) int {
+// labelEdge moves back over Hangul, '#', ':' and '(' glued to the front
+// of an identifier, so that "제" in "면허번호 제58213호" is read as a filler
+// and "MRN#" as the label.
+func labelEdge(s string, lo int) int {
 	for lo > 0 {
 		r, n := utf8.DecodeLastRuneInString(s[:lo])
-		if !isHangulSyllable(r) && r != '#' && r != '(' {
+		if !isHangulSyllable(r) && r != '#' && r != '(' && r != ':' {
 			return lo
 		}
 		lo -= n

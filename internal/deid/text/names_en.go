@@ -203,8 +203,12 @@ func scoreLatinRun(d *doc, run []namePart) (Finding, bool) {
 		return Finding{}, false
 	}
 	start, end := run[0].start, run[len(run)-1].end
-	if organizationAfter(d, end) || orgWords[canonical(run[len(run)-1].text)] {
+	lastWord := strings.ToLower(run[len(run)-1].text)
+	if organizationAfter(d, end) || orgWords[canonical(lastWord)] || streetSuffixes[lastWord] && len(run) > 1 {
 		return Finding{}, false
+	}
+	if strings.HasPrefix(d.s[end:], ":") && !titleBefore(d, start) && len(run) == 1 && !lex().firstNames[canonical(lastWord)] {
+		return Finding{}, false // a heading: "Patient Education:"
 	}
 	conf := clamp(latinBase(d, run) + latinContext(d, start, end))
 	if len(run) == 1 && lex().eponyms[strings.ToLower(run[0].text)] && !titleBefore(d, start) {
@@ -252,7 +256,7 @@ func eponymUse(d *doc, run []namePart) bool {
 	}
 	a := d.after(last.end, 3)
 	if strings.HasPrefix(a, "'s") || strings.HasPrefix(a, "’s") {
-		return len(run) == 1 || lex().eponyms[strings.ToLower(last.text)]
+		return lex().eponyms[strings.ToLower(last.text)]
 	}
 	return false
 }
@@ -321,7 +325,7 @@ func latinContext(d *doc, start, end int) float64 {
 	switch {
 	case titleBefore(d, start):
 		ctx = 0.6
-	case labelBeforeName(d, start, nameLabels):
+	case labelBeforeName(d, start, nameLabels), koLabels.ends(trimTail(d.before(start, 40), ":,()/-")):
 		ctx = 0.45
 	case labelBeforeName(d, start, weakNameLabels):
 		ctx = 0.2
@@ -375,7 +379,7 @@ func nameAfterContext(d *doc, end int) float64 {
 func ageSexShorthand(a string) bool {
 	comma := strings.HasPrefix(a, ",")
 	t := strings.TrimLeft(a, " ,(")
-	for _, p := range []string{"m/", "f/", "남/", "여/", "male", "female"} {
+	for _, p := range []string{"m/", "f/", "남/", "여/", "남,", "여,", "male", "female", "남자", "여자", "남성", "여성"} {
 		if strings.HasPrefix(t, p) {
 			return true
 		}

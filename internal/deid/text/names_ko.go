@@ -41,7 +41,8 @@ func hangulNames(d *doc, out []Finding) []Finding {
 		}
 		if f, ok := hangulName(d, i); ok {
 			out = append(out, f)
-		} else if f, ok := surnameWithTitle(d, i); ok {
+		}
+		if f, ok := surnameWithTitle(d, i); ok {
 			out = append(out, f)
 		}
 	}
@@ -217,10 +218,21 @@ func koAfter(d *doc, i int) float64 {
 	return 0
 }
 
+// gluedTitles may follow a lone family name without a space: "김씨가",
+// "최간호사". 교수 and 사장 are left out: 조교수, 부교수, 이사장 are words.
+var gluedTitles = []string{"씨", "선생님", "간호사", "할머니", "할아버지", "과장님", "원장님", "여사"}
+
 // surnameWithTitle finds a family name alone before a title: "김 사장님",
-// "박 교수".
+// "박 교수", "김씨".
 func surnameWithTitle(d *doc, i int) (Finding, bool) {
 	w := d.text(i)
+	if r, n := utf8.DecodeRuneInString(w); lex().koSurnames[string(r)] && len(w) > n && !gluedToLatin(d, i) {
+		for _, t := range gluedTitles {
+			if strings.HasPrefix(w[n:], t) {
+				return Finding{Kind: Name, Start: d.toks[i].start, End: d.toks[i].start + n, Confidence: 0.65}, true
+			}
+		}
+	}
 	if !lex().koSurnames[w] || utf8.RuneCountInString(w) != 1 {
 		return Finding{}, false
 	}

@@ -149,6 +149,9 @@ func findPhones(d *doc, out []Finding) []Finding {
 func phoneConfidence(d *doc, r groups) float64 {
 	ctx := containsWord(trimTail(d.before(r.start, 24), ":#.(-"), phoneWords)
 	base := phoneShape(r)
+	if l := r.lens(); base == 0 && ctx && len(l) == 1 && l[0] == 10 && r.g[0][0] >= '2' && !r.plus {
+		base = 0.6 // ten bare digits after "Phone": a North American number
+	}
 	switch {
 	case base == 0:
 		return 0
@@ -165,8 +168,12 @@ func phoneShape(r groups) float64 {
 		return intlShape(r)
 	}
 	if r.paren {
-		if len(g) == 3 && l[0] == 3 && l[1] == 3 && l[2] == 4 {
+		switch {
+		case len(g) == 3 && l[0] == 3 && l[1] == 3 && l[2] == 4:
 			return 0.95
+		case len(g) == 3 && krArea(g[0]) && (l[1] == 3 || l[1] == 4) && l[2] == 4,
+			len(g) == 2 && krArea(g[0]) && (l[1] == 7 || l[1] == 8):
+			return 0.9 // (02) 123-4567
 		}
 		return 0
 	}

@@ -37,7 +37,8 @@ func (d *doc) hasLowerWord(w string) bool {
 	if d.lowers == nil {
 		d.lowers = map[string]bool{}
 		for i, t := range d.toks {
-			if t.kind == tWord && t.digits == 0 && d.s[t.start] >= 'a' && d.s[t.start] <= 'z' {
+			// words inside e-mail addresses and URLs do not count
+			if t.kind == tWord && t.digits == 0 && d.s[t.start] >= 'a' && d.s[t.start] <= 'z' && !inAddress(d.s, t.start, t.end) {
 				d.lowers[d.text(i)] = true
 			}
 		}
@@ -258,4 +259,16 @@ func (l *wordList) endOf(b string) (listWord, bool) {
 func (l *wordList) ends(b string) bool {
 	_, ok := l.endOf(b)
 	return ok
+}
+
+// inAddress is true for a word inside an e-mail address or URL: glued to
+// '@', '/', or a dot that goes on with a letter.
+func inAddress(s string, start, end int) bool {
+	if start > 0 && strings.IndexByte("@/._", s[start-1]) >= 0 {
+		return true
+	}
+	if end < len(s) && (s[end] == '@' || s[end] == '_' || s[end] == '.' && end+1 < len(s) && isLetterByte(s[end+1])) {
+		return true
+	}
+	return false
 }

@@ -90,6 +90,7 @@ var recognizers = []func(*doc, []Finding) []Finding{
 	findLabeledIDs,
 	findDates,
 	findAges,
+	findSpelledAges,
 	findAddresses,
 	findPostals,
 	findNames,

@@ -26,9 +26,10 @@ type fixture struct {
 	cpFile string
 }
 
-func newFixture(t *testing.T, db *store.DB) *fixture { return newFixtureTB(t, db) }
+func newFixture(t *testing.T, db *store.DB) *fixture { return newFixtureTB(t, db, 50) }
 
-func newFixtureTB(t testing.TB, db *store.DB) *fixture {
+// newFixtureTB opens a log that checkpoints every `every` events.
+func newFixtureTB(t testing.TB, db *store.DB, every uint64) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	if err := db.Migrate(ctx, Migrations); err != nil {
@@ -43,7 +44,7 @@ func newFixtureTB(t testing.TB, db *store.DB) *fixture {
 	mac := make([]byte, 32)
 	rand.Read(mac)
 	cpFile := filepath.Join(t.TempDir(), "checkpoints")
-	log, err := Open(ctx, db, Config{Signer: signer, MACKey: mac, CheckpointFile: cpFile, Every: 50, Interval: time.Hour})
+	log, err := Open(ctx, db, Config{Signer: signer, MACKey: mac, CheckpointFile: cpFile, Every: every, Interval: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}

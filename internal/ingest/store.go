@@ -35,6 +35,9 @@ func (in *Ingester) storeAll(ctx context.Context, gateway string, claimed []*ver
 	if len(claimed) == 0 {
 		return
 	}
+	// Once claimed, a message is stored and settled even if the gateway
+	// hangs up: stopping halfway would only leave claims to recover.
+	ctx = context.WithoutCancel(ctx)
 	outs := make([]outcome, len(claimed))
 	for i, v := range claimed {
 		outs[i] = in.store(ctx, gateway, v)

@@ -40,6 +40,7 @@ var (
 
 // findDates finds dates in numeric, English and Korean notations.
 func findDates(d *doc, out []Finding) []Finding {
+	out = weekdayOrdinals(d, out)
 	out = numericDates(d, out)
 	out = spacedDotDates(d, out)
 	out = wordDates(d, out)
@@ -455,6 +456,30 @@ func spacedDotDates(d *doc, out []Finding) []Finding {
 		if ok && plausibleYear(n[0]) {
 			out = append(out, Finding{Kind: Date, Start: i, End: j, Confidence: 0.9})
 			i = j
+		}
+	}
+	return out
+}
+
+// weekdayOrdinals finds "Sunday the 12th" and "Monday, the 3rd".
+func weekdayOrdinals(d *doc, out []Finding) []Finding {
+	for i, t := range d.toks {
+		if t.kind != tWord || !weekdays[strings.ToLower(d.text(i))] {
+			continue
+		}
+		j, nl := d.next(i)
+		if j >= 0 && !nl && d.text(j) == "," {
+			j, nl = d.next(j)
+		}
+		if j < 0 || nl || !strings.EqualFold(d.text(j), "the") {
+			continue
+		}
+		k, nl := d.next(j)
+		if k < 0 || nl || d.toks[k].kind != tWord {
+			continue
+		}
+		if day, ok := dayNumber(d.text(k)); ok && len(d.text(k)) > 2 && day > 0 {
+			out = append(out, Finding{Kind: Date, Start: t.start, End: d.toks[k].end, Confidence: 0.75})
 		}
 	}
 	return out

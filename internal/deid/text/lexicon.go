@@ -4,7 +4,6 @@ import (
 	"embed"
 	"strings"
 	"sync"
-	"unicode"
 	"unicode/utf8"
 )
 
@@ -14,19 +13,23 @@ var lexiconFS embed.FS
 // lexicon holds the word lists the name recognizer and the surrogate
 // generator share. It is read once, on first use.
 type lexicon struct {
-	firstNames  map[string]bool   // "Margaret"
-	surnames    map[string]bool   // "Sullivan"
+	firstNames  map[string]bool   // "margaret"; look up with has
+	surnames    map[string]bool   // "sullivan"
 	firstList   []string          // for surrogates
+	female      map[string]bool   // given names mostly borne by women
+	femaleList  []string
+	maleList    []string
 	surnameList []string          // for surrogates
 	koSurnames  map[string]bool   // "김", "남궁"
 	koRoman     map[string]string // "kim" -> "김"
+	koRomanSet  map[string]bool
 	koSurList   []string          // Hangul surnames, most common first
 	koRomanList []string          // one romanization per surname, same order
 	koGiven     map[rune]bool     // syllables common in given names
 	koGivenList []rune
 	koStop      map[string]bool
 	eponyms     map[string]bool // lower case
-	enStop      map[string]bool // "Patient", as written in the list
+	enStop      map[string]bool // lower case
 }
 
 var lex = sync.OnceValue(loadLexicon)
@@ -35,14 +38,18 @@ func loadLexicon() *lexicon {
 	l := &lexicon{koRoman: map[string]string{}, koSurnames: map[string]bool{}, koGiven: map[rune]bool{}}
 	l.firstList = words("first_names.txt")
 	l.surnameList = words("surnames.txt")
-	l.firstNames = toSet(l.firstList)
-	l.surnames = toSet(l.surnameList)
-	l.koStop = toSet(words("ko_stopwords.txt"))
-	l.enStop = toSet(words("en_stopwords.txt"))
-	l.eponyms = map[string]bool{}
-	for _, w := range words("eponyms.txt") {
-		l.eponyms[strings.ToLower(w)] = true
+	l.firstNames = lowerSet(l.firstList)
+	l.femaleList = words("female_names.txt")
+	l.female = lowerSet(l.femaleList)
+	for _, n := range l.firstList {
+		if !has(l.female, n) {
+			l.maleList = append(l.maleList, n)
+		}
 	}
+	l.surnames = lowerSet(l.surnameList)
+	l.koStop = toSet(words("ko_stopwords.txt"))
+	l.enStop = lowerSet(words("en_stopwords.txt"))
+	l.eponyms = lowerSet(words("eponyms.txt"))
 	for _, line := range lines("ko_surnames.txt") {
 		f := strings.Fields(line)
 		if l.koSurnames[f[0]] {
@@ -56,6 +63,10 @@ func loadLexicon() *lexicon {
 				l.koRoman[strings.ToLower(r)] = f[0]
 			}
 		}
+	}
+	l.koRomanSet = map[string]bool{}
+	for r := range l.koRoman {
+		l.koRomanSet[r] = true
 	}
 	for _, w := range words("ko_given_syllables.txt") {
 		r, _ := utf8.DecodeRuneInString(w)
@@ -94,9 +105,28 @@ func words(name string) []string {
 	return out
 }
 
-// canonical writes a word as the lists do: first letter upper, the rest
-// lower ("MARGARET" -> "Margaret").
-func canonical(w string) string {
-	r, n := utf8.DecodeRuneInString(w)
-	return string(unicode.ToUpper(r)) + strings.ToLower(w[n:])
+func lowerSet(ws []string) map[string]bool {
+	m := make(map[string]bool, len(ws))
+	for _, w := range ws {
+		m[strings.ToLower(w)] = true
+	}
+	return m
+}
+
+// has looks w up in a set of lower-case words, lower-casing ASCII letters
+// on the stack so that the look-up does not allocate.
+func has(set map[string]bool, w string) bool {
+	var buf [48]byte
+	if len(w) > len(buf) {
+		return set[strings.ToLower(w)]
+	}
+	b := buf[:len(w)]
+	for i := 0; i < len(w); i++ {
+		c := w[i]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b[i] = c
+	}
+	return set[string(b)]
 }

@@ -118,7 +118,7 @@ func lastFirstComma(d *doc, k int, run []namePart) int {
 		return 0
 	}
 	p, _, ok := readPart(d, k+2)
-	if !ok || !(lex().firstNames[canonical(p.text)] || koreanGiven(p.text) == 2 && strings.Contains(p.text, "-")) {
+	if !ok || !(has(lex().firstNames, p.text) || koreanGiven(p.text) == 2 && strings.Contains(p.text, "-")) {
 		return 0
 	}
 	return k + 2
@@ -163,28 +163,26 @@ func allUpper(w string) bool {
 // koreanOrListed lets all-capital words through when they are names from
 // the lists, as in passports: "CHOI YOUNG-HEE", "MARGARET SULLIVAN".
 func koreanOrListed(w string) bool {
-	c := canonical(w)
-	_, ko := lex().koRoman[strings.ToLower(w)]
+	ko := has(lex().koRomanSet, w)
 	hyphenated := strings.Contains(w, "-") && koreanGiven(w) == 2
-	return len(w) > 2 && (ko || lex().firstNames[c] || lex().surnames[c]) || hyphenated
+	return len(w) > 2 && (ko || has(lex().firstNames, w) || has(lex().surnames, w)) || hyphenated
 }
 
 // stopPart is true for words that never start or continue a name here.
 func stopPart(w string) bool {
-	c := canonical(w)
-	if lex().enStop[c] || lex().enStop[w] {
-		return true
-	}
-	if m, ok := months[strings.ToLower(w)]; ok && len(w) > 3 && len(w) == len(monthNames[m-1]) && !lex().firstNames[c] {
+	if has(lex().enStop, w) {
 		return true
 	}
 	lw := strings.ToLower(w)
+	if m, ok := months[lw]; ok && len(w) > 3 && len(w) == len(monthNames[m-1]) && !has(lex().firstNames, w) {
+		return true
+	}
 	for _, suf := range []string{"ology", "ologist", "iatry", "iatrics", "pedics", "ectomy", "itis", "osis", "emia"} {
 		if strings.HasSuffix(lw, suf) {
 			return true
 		}
 	}
-	return weekdays[lw] || containsExact(nameLabelWords, lw) && !lex().firstNames[c] && !lex().surnames[c]
+	return weekdays[lw] || containsExact(nameLabelWords, lw) && !has(lex().firstNames, w) && !has(lex().surnames, w)
 }
 
 func containsExact(list []string, w string) bool {
@@ -204,10 +202,10 @@ func scoreLatinRun(d *doc, run []namePart) (Finding, bool) {
 	}
 	start, end := run[0].start, run[len(run)-1].end
 	lastWord := strings.ToLower(run[len(run)-1].text)
-	if organizationAfter(d, end) || orgWords[canonical(lastWord)] || streetSuffixes[lastWord] && len(run) > 1 {
+	if organizationAfter(d, end) || orgWords[lastWord] || streetSuffixes[lastWord] && len(run) > 1 {
 		return Finding{}, false
 	}
-	if strings.HasPrefix(d.s[end:], ":") && !titleBefore(d, start) && len(run) == 1 && !lex().firstNames[canonical(lastWord)] {
+	if strings.HasPrefix(d.s[end:], ":") && !titleBefore(d, start) && len(run) == 1 && !has(lex().firstNames, lastWord) {
 		return Finding{}, false // a heading: "Patient Education:"
 	}
 	conf := clamp(latinBase(d, run) + latinContext(d, start, end))
@@ -228,7 +226,7 @@ func trimEponymTail(d *doc, run []namePart) []namePart {
 
 // orgWords end the names of organizations: "Patient Financial Services",
 // "Mercy General Hospital".
-var orgWords = toSet(strings.Fields(`Services Service Department Dept Center Centre Clinic Hospital
+var orgWords = lowerSet(strings.Fields(`Services Service Department Dept Center Centre Clinic Hospital
 	Medical University College Health Healthcare Group Associates Foundation Institute Program Team
 	Office Pharmacy Insurance Bank Company Inc LLC Corp Corporation Society Association Laboratory
 	Labs Hospice Home Church School Academy Agency Ministry Council Committee Board Network System
@@ -241,7 +239,7 @@ func organizationAfter(d *doc, end int) bool {
 	if !strings.HasPrefix(a, " ") {
 		return false
 	}
-	return orgWords[wordAt(strings.TrimLeft(a, " "))]
+	return has(orgWords, wordAt(strings.TrimLeft(a, " ")))
 }
 
 // eponymUse is true when the run is followed by a possessive or a disease
@@ -256,7 +254,7 @@ func eponymUse(d *doc, run []namePart) bool {
 	}
 	a := d.after(last.end, 3)
 	if strings.HasPrefix(a, "'s") || strings.HasPrefix(a, "’s") {
-		return lex().eponyms[strings.ToLower(last.text)]
+		return has(lex().eponyms, last.text)
 	}
 	return false
 }
@@ -279,22 +277,23 @@ func latinBase(d *doc, run []namePart) float64 {
 		return c
 	}
 	first, last := run[0], run[len(run)-1]
-	fc, lc := canonical(first.text), canonical(last.text)
+	firstGiven, firstSur := has(l.firstNames, first.text), has(l.surnames, first.text)
+	lastSur := has(l.surnames, last.text)
 	switch n := len(run); {
-	case n == 1 && l.firstNames[fc]:
+	case n == 1 && firstGiven:
 		return 0.4 - commonWordPenalty(d, first)
-	case n == 1 && l.surnames[fc]:
+	case n == 1 && firstSur:
 		return 0.3 - commonWordPenalty(d, first)
 	case n == 1:
 		return 0.15 - commonWordPenalty(d, first)
-	case l.firstNames[fc] && !first.initial:
-		if l.surnames[lc] || isLastNameShape(last.text) {
+	case firstGiven && !first.initial:
+		if lastSur || isLastNameShape(last.text) {
 			return 0.85
 		}
 		return 0.6
-	case first.initial && (l.surnames[lc] || isLastNameShape(last.text)):
+	case first.initial && (lastSur || isLastNameShape(last.text)):
 		return 0.5
-	case l.surnames[lc] || l.surnames[fc] || l.firstNames[lc]:
+	case lastSur || firstSur || has(l.firstNames, last.text):
 		return 0.45
 	}
 	return 0.3
@@ -303,7 +302,7 @@ func latinBase(d *doc, run []namePart) float64 {
 // isLastNameShape: a capitalized word with lower-case letters that is not
 // an ordinary word of the notes.
 func isLastNameShape(w string) bool {
-	return len(w) >= 2 && !allUpper(w) && !lex().enStop[canonical(w)]
+	return len(w) >= 2 && !allUpper(w) && !has(lex().enStop, w)
 }
 
 // commonWordPenalty lowers single words that also appear in lower case in

@@ -29,7 +29,8 @@ var (
 		에서 으로 로 이다 이며 이고 이나 이랑은 에게서 한테서 처럼 보다 까지 부터 이가 이는 이를 이의
 		이와 이도 이에게`))
 	// departments written before a name: "심장내과 장준영 드림"
-	notDepartments = toSet([]string{"결과", "효과", "경과", "사과", "교과", "통과", "초과", "성과", "이과"})
+	notDepartments = toSet([]string{"결과", "효과", "경과", "사과", "교과", "통과", "초과", "성과", "이과",
+		"확실", "상실", "소실", "손실", "심실", "과실", "현실", "사실", "병실", "입실", "퇴실", "화장실", "진료실"})
 )
 
 // hangulNames finds names written in Hangul: a family name and a one- or
@@ -183,13 +184,15 @@ func recordAfter(a string) bool {
 	return false
 }
 
+// departmentBefore is true after a department, team or ward: "심장내과",
+// "QI팀", "상담실", "암센터", "3병동".
 func departmentBefore(b string) bool {
 	f := strings.Fields(b)
 	if len(f) == 0 {
 		return false
 	}
 	w := f[len(f)-1]
-	return strings.HasSuffix(w, "과") && utf8.RuneCountInString(w) >= 2 && !notDepartments[w]
+	return endsWithAny(w, "과", "팀", "실", "센터", "병동") && utf8.RuneCountInString(w) >= 2 && !notDepartments[w]
 }
 
 // koAfter scores what follows a Hangul name token: a title after a space,
@@ -277,9 +280,9 @@ func koreanGiven(w string) int {
 // romanizedKorean scores runs such as "Kim Min-su", "Seo-yeon Lee",
 // "Jin Woo Park" and "CHOI YOUNG-HEE".
 func romanizedKorean(run []namePart) (float64, bool) {
-	sur := func(p namePart) bool { _, ok := lex().koRoman[strings.ToLower(p.text)]; return ok }
+	sur := func(p namePart) bool { return has(lex().koRomanSet, p.text) }
 	giv := func(p namePart) int {
-		if lex().enStop[canonical(p.text)] || p.initial {
+		if has(lex().enStop, p.text) || p.initial {
 			return 0
 		}
 		return koreanGiven(p.text)
@@ -354,7 +357,7 @@ func nameForms(name string) []string {
 		return forms
 	}
 	for _, p := range parts {
-		if len(p) >= 3 && !lex().enStop[canonical(p)] && !lex().eponyms[strings.ToLower(p)] && !strings.HasSuffix(p, ".") {
+		if len(p) >= 3 && !has(lex().enStop, p) && !has(lex().eponyms, p) && !strings.HasSuffix(p, ".") {
 			forms = append(forms, p)
 		}
 	}

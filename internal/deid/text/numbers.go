@@ -15,15 +15,25 @@ var (
 		"resident registration number", "registration no", "생년월일"}
 )
 
+// maxGroups bounds how many digit groups readGroups keeps; no number it
+// judges has more.
+const maxGroups = 6
+
 // groups is a run of digit groups joined by single separators, such as
-// 010-1234-5678 or (617) 555-0143.
+// 010-1234-5678 or (617) 555-0143. Fixed arrays keep it off the heap.
 type groups struct {
 	start, end int
-	g          []string // digit groups
-	pos        []int    // byte offset of each group
-	sep        []byte   // sep[k] stands between g[k] and g[k+1]; ')' after a parenthesized area code
-	plus       bool     // the run started with '+'
-	paren      bool     // the first group was in parentheses
+	n          int                 // groups read
+	g          [maxGroups]string   // digit groups
+	pos        [maxGroups]int      // byte offset of each group
+	sep        [maxGroups - 1]byte // sep[k] stands between g[k] and g[k+1]; ')' after a parenthesized area code
+	plus       bool                // the run started with '+'
+	paren      bool                // the first group was in parentheses
+}
+
+func (r *groups) push(s string, i, e int) {
+	r.g[r.n], r.pos[r.n], r.end = s[i:e], i, e
+	r.n++
 }
 
 // readGroups reads digit groups at i. Separators are one of "-. " (a space
@@ -41,7 +51,8 @@ func readGroups(s string, i int) (groups, bool) {
 			return r, false
 		}
 		r.paren = true
-		r.g, r.pos, r.end = append(r.g, s[i+1:e]), append(r.pos, i+1), e+1
+		r.push(s, i+1, e)
+		r.end = e + 1
 		i = e + 1
 		if i < len(s) && s[i] == ' ' {
 			i++
@@ -49,32 +60,32 @@ func readGroups(s string, i int) (groups, bool) {
 		if i >= len(s) || !isDigit(s[i]) {
 			return r, true
 		}
-		r.sep = append(r.sep, ')')
+		r.sep[0] = ')'
 	}
 	for {
 		e := digitRunEnd(s, i)
 		if e == i {
 			return r, false
 		}
-		r.g, r.pos, r.end = append(r.g, s[i:e]), append(r.pos, i), e
-		if e+1 >= len(s) || !isDigit(s[e+1]) || strings.IndexByte("-. ", s[e]) < 0 {
+		r.push(s, i, e)
+		if r.n == maxGroups || e+1 >= len(s) || !isDigit(s[e+1]) || strings.IndexByte("-. ", s[e]) < 0 {
 			return r, true
 		}
-		countryCode := r.plus && len(r.g) == 1
+		countryCode := r.plus && r.n == 1
 		if s[e] == ' ' && (e-i < 2 && !countryCode || digitRunEnd(s, e+1)-(e+1) < 2) {
 			return r, true
 		}
-		r.sep = append(r.sep, s[e])
+		r.sep[r.n-1] = s[e]
 		i = e + 1
 	}
 }
 
 // cut keeps the first n groups.
 func (r groups) cut(n int) groups {
-	if n >= len(r.g) {
+	if n >= r.n {
 		return r
 	}
-	r.g, r.pos, r.sep = r.g[:n], r.pos[:n], r.sep[:n-1]
+	r.n = n
 	r.end = r.pos[n-1] + len(r.g[n-1])
 	if r.paren && n == 1 {
 		r.end++
@@ -82,9 +93,18 @@ func (r groups) cut(n int) groups {
 	return r
 }
 
+func (r groups) groups() []string { return r.g[:r.n] }
+
+func (r groups) seps() []byte {
+	if r.n == 0 {
+		return nil
+	}
+	return r.sep[:r.n-1]
+}
+
 func (r groups) lens() []int {
-	l := make([]int, len(r.g))
-	for i, g := range r.g {
+	l := make([]int, r.n)
+	for i, g := range r.groups() {
 		l[i] = len(g)
 	}
 	return l
@@ -92,7 +112,7 @@ func (r groups) lens() []int {
 
 // sepsAll reports whether every separator is in set.
 func (r groups) sepsAll(set string) bool {
-	for _, c := range r.sep {
+	for _, c := range r.seps() {
 		if strings.IndexByte(set, c) < 0 {
 			return false
 		}
@@ -101,7 +121,7 @@ func (r groups) sepsAll(set string) bool {
 }
 
 func (r groups) sameSeps() bool {
-	for _, c := range r.sep {
+	for _, c := range r.seps() {
 		if c != r.sep[0] {
 			return false
 		}
@@ -163,7 +183,7 @@ func phoneConfidence(d *doc, r groups) float64 {
 
 // phoneShape scores the group pattern alone.
 func phoneShape(r groups) float64 {
-	g, l := r.g, r.lens()
+	g, l := r.groups(), r.lens()
 	if r.plus {
 		return intlShape(r)
 	}
@@ -177,11 +197,11 @@ func phoneShape(r groups) float64 {
 		}
 		return 0
 	}
-	if hasSpace(r.sep) && !r.sameSeps() {
+	if hasSpace(r.seps()) && !r.sameSeps() {
 		return 0
 	}
 	weak := 0.0
-	if r.sep != nil && r.sep[0] == ' ' {
+	if r.n > 1 && r.sep[0] == ' ' {
 		weak = 0.25 // spaces also separate counts and values
 	}
 	switch {
@@ -235,7 +255,7 @@ func krRepresentative(g string) bool {
 
 // intlShape scores numbers written with a country code.
 func intlShape(r groups) float64 {
-	g, l := r.g, r.lens()
+	g, l := r.groups(), r.lens()
 	switch {
 	case g[0] == "82" && len(g) >= 3:
 		rest := "0" + g[1]

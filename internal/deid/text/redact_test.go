@@ -214,3 +214,27 @@ func TestRedactReaderCanceled(t *testing.T) {
 		t.Errorf("got %v, want context.Canceled", err)
 	}
 }
+
+// TestRedactConcurrent shares one Redactor between goroutines; run with
+// -race to check that it is safe.
+func TestRedactConcurrent(t *testing.T) {
+	red := surrogateRedactor(Options{})
+	in := "환자 김민수 님, Dr. Okafor, 2023-03-14, 010-1234-5678"
+	want, _ := red.Redact(in)
+	errs := make(chan string, 8)
+	for range 8 {
+		go func() {
+			got, _ := red.Redact(in)
+			if got != want {
+				errs <- got
+				return
+			}
+			errs <- ""
+		}()
+	}
+	for range 8 {
+		if got := <-errs; got != "" {
+			t.Errorf("concurrent Redact = %q, want %q", got, want)
+		}
+	}
+}

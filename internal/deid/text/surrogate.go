@@ -133,8 +133,12 @@ func (s *surrogates) digitsFrom(kind, v string, start int) string {
 }
 
 // phone keeps the country code and the Korean area or mobile prefix (they
-// say little) and the layout, and replaces the subscriber digits.
+// say little) and the layout, and replaces the subscriber digits. North
+// American numbers become 555-01xx numbers, which are reserved for fiction.
 func (s *surrogates) phone(v string) string {
+	if d := onlyDigits(v); !strings.HasPrefix(d, "0") && !strings.HasPrefix(d, "82") && (len(d) == 10 || len(d) == 11 && d[0] == '1') {
+		return s.northAmerican(v, d)
+	}
 	keep := 0
 	t := strings.TrimPrefix(v, "+")
 	off := len(v) - len(t)
@@ -309,8 +313,8 @@ func (n *noteSurrogates) latinPart(p string, i, total int, korean bool, k *keySt
 		repl = koGivenRoman[k.intn(len(koGivenRoman))]
 	case korean:
 		repl = l.koRomanList[k.intn(min(30, len(l.koRomanList)))]
-	case total > 1 && i == 0 || total == 1 && l.firstNames[canonical(p)]:
-		repl = l.firstList[n.s.stream("FIRST", strings.ToLower(p)).intn(len(l.firstList))]
+	case total > 1 && i == 0 || total == 1 && has(l.firstNames, p):
+		repl = givenLike(p, n.s.stream("FIRST", strings.ToLower(p)))
 	default:
 		repl = l.surnameList[n.s.stream("LAST", strings.ToLower(p)).intn(len(l.surnameList))]
 	}
@@ -319,6 +323,19 @@ func (n *noteSurrogates) latinPart(p string, i, total int, korean bool, k *keySt
 	}
 	n.parts[p] = repl
 	return repl
+}
+
+// givenLike picks a given name of the same sex as p when the lists know
+// it, so that "her daughter Karen" stays a daughter.
+func givenLike(p string, k *keyStream) string {
+	l := lex()
+	switch {
+	case has(l.female, p):
+		return l.femaleList[k.intn(len(l.femaleList))]
+	case has(l.firstNames, p):
+		return l.maleList[k.intn(len(l.maleList))]
+	}
+	return l.firstList[k.intn(len(l.firstList))]
 }
 
 func (n *noteSurrogates) hangulName(v string) string {
@@ -370,4 +387,23 @@ func isRomanizedKorean(parts []string) bool {
 		}
 	}
 	return false
+}
+
+func onlyDigits(v string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= '0' && r <= '9' {
+			return r
+		}
+		return -1
+	}, v)
+}
+
+// northAmerican writes NXX-555-01XX in the layout of v.
+func (s *surrogates) northAmerican(v, d string) string {
+	k := s.stream("PHONE", v)
+	repl := fmt.Sprintf("%d%02d5550%03d", 2+k.intn(8), k.intn(100), 100+k.intn(100))
+	if len(d) == 11 {
+		repl = "1" + repl
+	}
+	return relayout(v, repl)
 }

@@ -13,19 +13,19 @@ var lexiconFS embed.FS
 // lexicon holds the word lists the name recognizer and the surrogate
 // generator share. It is read once, on first use.
 type lexicon struct {
-	firstNames  map[string]bool   // "margaret"; look up with has
-	surnames    map[string]bool   // "sullivan"
-	firstList   []string          // for surrogates
-	female      map[string]bool   // given names mostly borne by women
+	firstNames  map[string]bool // "margaret"; look up with has
+	surnames    map[string]bool // "sullivan"
+	firstList   []string        // for surrogates
+	female      map[string]bool // given names mostly borne by women
 	femaleList  []string
 	maleList    []string
 	surnameList []string          // for surrogates
 	koSurnames  map[string]bool   // "김", "남궁"
 	koRoman     map[string]string // "kim" -> "김"
 	koRomanSet  map[string]bool
-	koSurList   []string          // Hangul surnames, most common first
-	koRomanList []string          // one romanization per surname, same order
-	koGiven     map[rune]bool     // syllables common in given names
+	koSurList   []string      // Hangul surnames, most common first
+	koRomanList []string      // one romanization per surname, same order
+	koGiven     map[rune]bool // syllables common in given names
 	koGivenList []rune
 	koStop      map[string]bool
 	eponyms     map[string]bool // lower case

@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/medsec/medsec/internal/alerts"
 	"github.com/medsec/medsec/internal/audit"
 	"github.com/medsec/medsec/internal/config"
 	"github.com/medsec/medsec/internal/devices"
@@ -39,9 +40,12 @@ type Hospital struct {
 	Audit  *audit.Log
 	Staff  *identity.Directory
 	Door   *records.Door
+	// Alerts is the security officer's inbox.
+	Alerts *alerts.Inbox
 
 	verifier note.Verifier
 	macKey   []byte
+	decider  *policyDecider
 }
 
 // Names of the system secrets kept wrapped in the database.
@@ -54,7 +58,7 @@ const (
 
 // migrations lists every component's schema in dependency order.
 func migrations() [][]store.Migration {
-	return [][]store.Migration{keys.Migrations, audit.Migrations, identity.Migrations, records.Migrations, devices.Migrations, ingest.Migrations, lifecycle.Migrations, provision.Migrations}
+	return [][]store.Migration{keys.Migrations, audit.Migrations, identity.Migrations, records.Migrations, alerts.Migrations, devices.Migrations, ingest.Migrations, lifecycle.Migrations, provision.Migrations}
 }
 
 // OpenOptions says how to open an installation.
@@ -125,12 +129,13 @@ func assemble(ctx context.Context, cfg *config.Config, db *store.DB, provider ke
 		return nil, err
 	}
 	h.Staff.Audit, h.Staff.Keys = h.Audit, h.Keys
-	decider, err := newDecider()
+	h.Alerts = alerts.New(db, h.Audit)
+	h.decider, err = newDecider(h.Staff)
 	if err != nil {
 		h.Audit.Close(ctx)
 		return nil, err
 	}
-	h.Door, err = records.New(records.Config{DB: db, Keys: h.Keys, Audit: h.Audit, Decider: decider,
+	h.Door, err = records.New(records.Config{DB: db, Keys: h.Keys, Audit: h.Audit, Decider: h.decider, Alerts: h.Alerts,
 		PseudonymKey: secrets[secretPseudonym], IndexKey: secrets[secretBlindIndex]})
 	if err != nil {
 		h.Audit.Close(ctx)

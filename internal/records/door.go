@@ -18,9 +18,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/medsec/medsec/internal/alerts"
 	"github.com/medsec/medsec/internal/audit"
 	"github.com/medsec/medsec/internal/identity"
 	"github.com/medsec/medsec/internal/keys"
@@ -68,6 +70,9 @@ type Request struct {
 	Who        identity.Principal
 	Purpose    string // HL7 PurposeOfUse: TREAT, ETREAT, HPAYMT, HOPERAT, HRESCH, PUBHLTH, …
 	BreakGlass string // the typed reason of an emergency access, or ""
+	// LegalBasis names the law or order that allows a public-health use
+	// without consent (PUBHLTH only; "" when there is none).
+	LegalBasis string
 }
 
 // Question is what the door asks the policy.
@@ -75,7 +80,13 @@ type Question struct {
 	Request
 	Action  string
 	Class   string
-	Patient *PatientFacts // nil when registering a new patient
+	Patient *PatientFacts // nil for a question about no one patient (a search of the whole access log)
+	// Emergency is the break-glass session in force for this user and
+	// patient (nil when none was opened); its times are the real ones.
+	Emergency *BreakGlassSession
+	// SameSurname: the patient shares the user's surname (compared by
+	// keyed digests). CoWorker: the patient is a member of staff.
+	SameSurname, CoWorker bool
 }
 
 // PatientFacts are the non-identifying attributes a decision weighs: where
@@ -90,6 +101,12 @@ type PatientFacts struct {
 	CareTeam        []string
 	ActiveEncounter bool
 	Destroyed       bool
+	// Consents are the terms of the patient's consent records (withdrawn
+	// ones end at their withdrawal), for the policy to judge at its "now".
+	Consents []ConsentTerm
+	// StaffMember is true when the patient is a member of staff.
+	StaffMember bool
+	surname     []byte // keyed digest of the surname, nil if unknown
 }
 
 // Decision is the policy's answer: a value with reasons a person can read,
@@ -126,9 +143,11 @@ type Door struct {
 	keys     *keys.Keyring
 	log      *audit.Log
 	decider  Decider
+	alerts   *alerts.Inbox
 	pseudKey []byte
 	indexKey []byte
 	now      func() time.Time
+	surnames surnameCache
 }
 
 // Config assembles a Door.
@@ -137,6 +156,9 @@ type Config struct {
 	Keys    *keys.Keyring
 	Audit   *audit.Log
 	Decider Decider
+	// Alerts receives the break-glass alerts for the security officer's
+	// review; without it the door refuses break-glass.
+	Alerts *alerts.Inbox
 	// PseudonymKey makes the audit pseudonyms; IndexKey the blind indexes
 	// used to find a patient by an identifier without storing it.
 	PseudonymKey, IndexKey []byte
@@ -151,7 +173,7 @@ func New(cfg Config) (*Door, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Door{db: cfg.DB, keys: cfg.Keys, log: cfg.Audit, decider: cfg.Decider,
+	return &Door{db: cfg.DB, keys: cfg.Keys, log: cfg.Audit, decider: cfg.Decider, alerts: cfg.Alerts,
 		pseudKey: cfg.PseudonymKey, indexKey: cfg.IndexKey, now: cfg.Now}, nil
 }
 
@@ -177,6 +199,7 @@ type access struct {
 	facts    *PatientFacts
 	resource string
 	decision Decision
+	glass    *BreakGlassSession
 }
 
 // authorize checks authentication and asks the policy. A denial is audited
@@ -185,7 +208,11 @@ func (d *Door) authorize(ctx context.Context, a *access) error {
 	if !a.req.Who.Verified() {
 		return ErrUnauthenticated
 	}
-	a.decision = d.decider.Decide(ctx, Question{Request: a.req, Action: a.action, Class: a.class, Patient: a.facts})
+	q, err := d.question(ctx, a)
+	if err != nil {
+		return err
+	}
+	a.decision = d.decider.Decide(ctx, q)
 	if a.decision.Allow {
 		return nil
 	}
@@ -193,6 +220,29 @@ func (d *Door) authorize(ctx context.Context, a *access) error {
 		return err
 	}
 	return &DeniedError{Decision: a.decision}
+}
+
+// question gathers what the policy weighs beyond the request and the
+// patient: the break-glass session (opened here if the request breaks the
+// glass), and the same-surname and co-worker flags.
+func (d *Door) question(ctx context.Context, a *access) (Question, error) {
+	q := Question{Request: a.req, Action: a.action, Class: a.class, Patient: a.facts}
+	if a.facts == nil {
+		return q, nil
+	}
+	q.CoWorker = a.facts.StaffMember
+	var err error
+	if q.SameSurname, err = d.SameSurname(ctx, a.req.Who.ID, a.facts); err != nil {
+		return q, err
+	}
+	if a.req.BreakGlass != "" {
+		g, err := d.breakGlass(ctx, a, q)
+		if err != nil {
+			return q, err
+		}
+		a.glass, q.Emergency = g, g
+	}
+	return q, nil
 }
 
 // event builds the audit event of an access.
@@ -204,7 +254,9 @@ func (d *Door) event(a *access, outcome, reason string) audit.Event {
 		ev.Patient = a.facts.Pseudonym
 	}
 	if a.req.BreakGlass != "" {
-		ev.Flags = append(ev.Flags, "break-glass")
+		if !slices.Contains(ev.Flags, "break-glass") {
+			ev.Flags = append(ev.Flags, "break-glass")
+		}
 		if reason == "" {
 			ev.Reason = "break-glass: " + a.req.BreakGlass
 		}
@@ -232,3 +284,7 @@ func (d *Door) auditFailure(ctx context.Context, a *access, cause error) error {
 	}
 	return cause
 }
+
+// SetClock makes the door read time from now (tests: break-glass expiry,
+// consent periods).
+func (d *Door) SetClock(now func() time.Time) { d.now = now }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/medsec/medsec/internal/alerts"
 	"github.com/medsec/medsec/internal/audit"
 	"github.com/medsec/medsec/internal/identity"
 	"github.com/medsec/medsec/internal/keys"
@@ -31,8 +32,10 @@ func (a allowList) Decide(_ context.Context, q Question) Decision {
 }
 
 type fixture struct {
-	db    *store.DB
-	door  *Door
+	db     *store.DB
+	door   *Door
+	alerts *alerts.Inbox
+	clock  *testClock
 	log   *audit.Log
 	vf    *audit.Verifier
 	clerk identity.Principal
@@ -45,7 +48,7 @@ func newFixture(t *testing.T, db *store.DB) *fixture { return newFixtureTB(t, db
 func newFixtureTB(t testing.TB, db *store.DB) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	if err := db.Migrate(ctx, keys.Migrations, audit.Migrations, identity.Migrations, Migrations); err != nil {
+	if err := db.Migrate(ctx, keys.Migrations, audit.Migrations, identity.Migrations, Migrations, alerts.Migrations); err != nil {
 		t.Fatal(err)
 	}
 	p, err := keys.CreateKeyFile(filepath.Join(t.TempDir(), "kek.json"), []byte("test passphrase"), keys.KDFParams{Time: 1, MemoryKiB: 1024, Threads: 1})
@@ -69,7 +72,10 @@ func newFixtureTB(t testing.TB, db *store.DB) *fixture {
 		{"physician", ActionSearch, ClassDemographics}:         true,
 		{"security_officer", ActionDestroy, ClassDemographics}: true,
 	}
-	door, err := New(Config{DB: db, Keys: kr, Audit: log, Decider: dec, PseudonymKey: ps, IndexKey: ix})
+	clock := &testClock{t: time.Now()}
+	inbox := alerts.New(db, log)
+	inbox.Now = clock.Now
+	door, err := New(Config{DB: db, Keys: kr, Audit: log, Decider: dec, Alerts: inbox, PseudonymKey: ps, IndexKey: ix, Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +83,7 @@ func newFixtureTB(t testing.TB, db *store.DB) *fixture {
 	dir.HashParams = identity.HashParams{Time: 1, MemoryKiB: 1024, Threads: 1}
 	vkey, _ := signer.VerifierKey()
 	nv, _ := noteVerifier(vkey)
-	return &fixture{db: db, door: door, log: log,
+	return &fixture{db: db, door: door, log: log, alerts: inbox, clock: clock,
 		vf:    &audit.Verifier{DB: db, Chain: "main", NoteVerifier: nv, MACKey: mac, CheckpointFile: cp},
 		clerk: staff(t, dir, "clerk", "administrative"), doc: staff(t, dir, "doc", "physician"), nurse: staff(t, dir, "nurse", "nurse")}
 }

@@ -28,6 +28,9 @@ type Patient struct {
 	Attending       string
 	CareTeam        []string
 	ActiveEncounter bool
+	// StaffMember marks a patient who works here: every read of their
+	// record is flagged co-worker.
+	StaffMember bool
 
 	Name      string
 	RRN       string // Korean resident registration number
@@ -115,8 +118,9 @@ func (d *Door) insertPatient(ctx context.Context, tx *store.Tx, p *Patient, by s
 	if err != nil {
 		return err
 	}
-	_, err = tx.Exec(ctx, `INSERT INTO phi_patients (id, pseudonym, department, ward, labels, attending, care_team, active_encounter, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		p.ID, p.Pseudonym, p.Department, p.Ward, strings.Join(p.Labels, ","), p.Attending, strings.Join(p.CareTeam, ","), boolInt(p.ActiveEncounter), p.Created.UnixNano(), by)
+	_, err = tx.Exec(ctx, `INSERT INTO phi_patients (id, pseudonym, department, ward, labels, attending, care_team, active_encounter, created_at, created_by, staff_member, surname_digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		p.ID, p.Pseudonym, p.Department, p.Ward, strings.Join(p.Labels, ","), p.Attending, strings.Join(p.CareTeam, ","), boolInt(p.ActiveEncounter), p.Created.UnixNano(), by,
+		boolInt(p.StaffMember), d.surnameDigest(SurnameOf(p.Name)))
 	if err != nil {
 		return err
 	}
@@ -143,11 +147,11 @@ func (d *Door) insertPatient(ctx context.Context, tx *store.Tx, p *Patient, by s
 // facts loads the patient's non-identifying attributes for the decision.
 func (d *Door) facts(ctx context.Context, q store.Querier, id string) (*PatientFacts, error) {
 	f := &PatientFacts{ID: id}
-	var labels, team string
-	var active int
+	var labels, team, consents string
+	var active, staffMember int
 	var destroyed *int64
-	err := q.QueryRow(ctx, `SELECT pseudonym, department, ward, labels, attending, care_team, active_encounter, destroyed_at FROM phi_patients WHERE id = ?`, id).
-		Scan(&f.Pseudonym, &f.Department, &f.Ward, &labels, &f.Attending, &team, &active, &destroyed)
+	err := q.QueryRow(ctx, `SELECT pseudonym, department, ward, labels, attending, care_team, active_encounter, destroyed_at, consents, staff_member, surname_digest FROM phi_patients WHERE id = ?`, id).
+		Scan(&f.Pseudonym, &f.Department, &f.Ward, &labels, &f.Attending, &team, &active, &destroyed, &consents, &staffMember, &f.surname)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("%w: patient %s", ErrNotFound, id)
 	}
@@ -157,12 +161,16 @@ func (d *Door) facts(ctx context.Context, q store.Querier, id string) (*PatientF
 	f.Labels, f.CareTeam = splitList(labels), splitList(team)
 	f.ActiveEncounter = active != 0
 	f.Destroyed = destroyed != nil
+	f.StaffMember = staffMember != 0
+	if f.Consents, err = decodeTerms(consents); err != nil {
+		return nil, fmt.Errorf("read consents of %s: %w", f.Pseudonym, err)
+	}
 	return f, nil
 }
 
 func (p *Patient) facts() *PatientFacts {
 	return &PatientFacts{ID: p.ID, Pseudonym: p.Pseudonym, Department: p.Department, Ward: p.Ward, Labels: p.Labels,
-		Attending: p.Attending, CareTeam: p.CareTeam, ActiveEncounter: p.ActiveEncounter}
+		Attending: p.Attending, CareTeam: p.CareTeam, ActiveEncounter: p.ActiveEncounter, StaffMember: p.StaffMember}
 }
 
 func splitList(s string) []string {
@@ -218,7 +226,7 @@ func (d *Door) patientKey(ctx context.Context, f *PatientFacts) (*keys.PatientKe
 
 func (d *Door) unsealPatient(ctx context.Context, pk *keys.PatientKey, f *PatientFacts) (Patient, error) {
 	p := Patient{ID: f.ID, Pseudonym: f.Pseudonym, Department: f.Department, Ward: f.Ward, Labels: f.Labels,
-		Attending: f.Attending, CareTeam: f.CareTeam, ActiveEncounter: f.ActiveEncounter}
+		Attending: f.Attending, CareTeam: f.CareTeam, ActiveEncounter: f.ActiveEncounter, StaffMember: f.StaffMember}
 	rows, err := d.db.Query(ctx, `SELECT field, sealed FROM phi_fields WHERE patient_id = ?`, f.ID)
 	if err != nil {
 		return Patient{}, fmt.Errorf("read patient %s: %w", f.Pseudonym, err)

@@ -44,4 +44,57 @@ var Migrations = []store.Migration{
 		code BLOB NOT NULL,
 		payload BLOB NOT NULL);
 		CREATE INDEX phi_records_patient ON phi_records (patient_id, class, effective_at)`},
+	{Component: "records", Version: 2, Name: "consents, care relationships, break-glass, patient portal, surnames", SQL: `ALTER TABLE phi_patients ADD COLUMN consents TEXT NOT NULL DEFAULT '';
+		ALTER TABLE phi_patients ADD COLUMN staff_member INTEGER NOT NULL DEFAULT 0;
+		ALTER TABLE phi_patients ADD COLUMN surname_digest BLOB;
+		CREATE TABLE phi_consents (
+		id TEXT PRIMARY KEY,
+		patient_id TEXT NOT NULL REFERENCES phi_patients (id),
+		purpose TEXT NOT NULL,
+		permit INTEGER NOT NULL,
+		classes TEXT NOT NULL DEFAULT '',
+		from_at BIGINT NOT NULL,
+		until_at BIGINT,
+		form_ref BLOB,
+		recorded_by TEXT NOT NULL,
+		recorded_at BIGINT NOT NULL,
+		withdrawn_at BIGINT,
+		withdrawn_by TEXT NOT NULL DEFAULT '',
+		withdraw_reason BLOB);
+		CREATE INDEX phi_consents_patient ON phi_consents (patient_id, recorded_at);
+		CREATE TABLE phi_break_glass (
+		id TEXT PRIMARY KEY,
+		staff_id TEXT NOT NULL,
+		patient_id TEXT NOT NULL REFERENCES phi_patients (id),
+		reason BLOB NOT NULL,
+		started_at BIGINT NOT NULL,
+		expires_at BIGINT NOT NULL);
+		CREATE INDEX phi_break_glass_open ON phi_break_glass (staff_id, patient_id, expires_at);
+		CREATE TABLE phi_portal_tokens (
+		token_hash BLOB PRIMARY KEY,
+		patient_id TEXT NOT NULL REFERENCES phi_patients (id),
+		issued_by TEXT NOT NULL,
+		created_at BIGINT NOT NULL,
+		expires_at BIGINT NOT NULL,
+		revoked_at BIGINT);
+		CREATE TABLE staff_surnames (
+		staff_id TEXT PRIMARY KEY,
+		digest BLOB NOT NULL)`},
+	{Component: "records", Version: 3, Name: "imaging instances", SQL: `CREATE TABLE phi_imaging (
+		id TEXT PRIMARY KEY,
+		patient_id TEXT NOT NULL REFERENCES phi_patients (id),
+		study_digest BLOB NOT NULL,
+		series_digest BLOB NOT NULL,
+		instance_digest BLOB NOT NULL,
+		content_digest BLOB NOT NULL,
+		effective_at BIGINT NOT NULL,
+		created_at BIGINT NOT NULL,
+		created_by TEXT NOT NULL,
+		source TEXT NOT NULL DEFAULT '',
+		size BIGINT NOT NULL,
+		meta BLOB NOT NULL,
+		data BLOB NOT NULL);
+		CREATE UNIQUE INDEX phi_imaging_instance ON phi_imaging (instance_digest);
+		CREATE INDEX phi_imaging_study ON phi_imaging (study_digest);
+		CREATE INDEX phi_imaging_patient ON phi_imaging (patient_id, effective_at)`},
 }

@@ -219,11 +219,13 @@ func TestAgentRun(t *testing.T) {
 	sink := &collect{}
 	a, err := New(context.Background(), cfg, src, Killer{Proc: src.ProcFS}, sink)
 	must(t, err)
+	// Start the unknown program before the agent runs: an enforcing agent
+	// may otherwise kill it before the test sees it exec.
+	cmd := startBinary(t, bin)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
 
-	cmd := startBinary(t, bin)
 	must(t, os.WriteFile(filepath.Join(protected, "viewer.cfg"), []byte("port=4444\n"), 0o644))
 	deadline := time.Now().Add(10 * time.Second)
 	for sink.kinds()[ProcessStopped] == 0 || sink.kinds()[FileModified] == 0 {

@@ -280,6 +280,8 @@ func latinBase(d *doc, run []namePart) float64 {
 	firstGiven, firstSur := has(l.firstNames, first.text), has(l.surnames, first.text)
 	lastSur := has(l.surnames, last.text)
 	switch n := len(run); {
+	case n == 1 && firstGiven && !ambiguousGiven[strings.ToLower(first.text)] && !sentenceStart(d, first.start):
+		return 0.55 - commonWordPenalty(d, first) // "Called Jennifer about the results"
 	case n == 1 && firstGiven:
 		return 0.4 - commonWordPenalty(d, first)
 	case n == 1 && firstSur:
@@ -297,6 +299,24 @@ func latinBase(d *doc, run []namePart) float64 {
 		return 0.45
 	}
 	return 0.3
+}
+
+// ambiguousGiven are given names that are also ordinary English words.
+var ambiguousGiven = toSet(strings.Fields(`will hope grace joy faith mark bill rose jack pat guy art sue june
+	april may dawn summer bob ray max frank lee gene iris ivy holly angel crystal ruby pearl`))
+
+// sentenceStart is true when pos begins a sentence, a line or a list item,
+// where any word is capitalized.
+func sentenceStart(d *doc, pos int) bool {
+	b := strings.TrimRight(d.s[max(0, pos-8):pos], " \t")
+	if b == "" || pos <= 8 && strings.TrimSpace(d.s[:pos]) == "" {
+		return true
+	}
+	switch b[len(b)-1] {
+	case '.', '!', '?', ':', '\n', '\r', '-', '*', '#', ')', '>', '"', ';':
+		return true
+	}
+	return false
 }
 
 // isLastNameShape: a capitalized word with lower-case letters that is not

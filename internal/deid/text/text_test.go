@@ -99,6 +99,7 @@ func TestFind(t *testing.T) {
 		{"seoul number in parentheses", "전화 (02) 123-4567", []kt{{Phone, "(02) 123-4567"}}},
 		{"po box", "PO Box 1234, Springfield, IL 62701", []kt{{Address, "PO Box 1234, Springfield, IL"}, {Postal, "62701"}}},
 		{"directional suffix", "1600 Pennsylvania Avenue NW, Washington, DC 20500", []kt{{Address, "1600 Pennsylvania Avenue NW, Washington, DC"}, {Postal, "20500"}}},
+		{"given name inside a sentence", "Called Jennifer about the results.", []kt{{Name, "Jennifer"}}},
 		{"weekday and ordinal", "Ran out on Sunday the 12th.", []kt{{Date, "Sunday the 12th"}}},
 		{"team before a korean name", "담당: 원무팀 김영란", []kt{{Name, "김영란"}}},
 		{"road with side street", "경기도 용인시 수지구 풍덕천로 123번길 45", []kt{{Address, "경기도 용인시 수지구 풍덕천로 123번길 45"}}},
@@ -137,6 +138,34 @@ func TestFindOffsets(t *testing.T) {
 	for _, f := range Find(s) {
 		if s[f.Start:f.End] != f.Text {
 			t.Errorf("finding %v: text %q, want %q", f.Kind, f.Text, s[f.Start:f.End])
+		}
+	}
+}
+
+// TestNoFindings runs ordinary clinical prose, English and Korean, with no
+// protected health information in it: nothing may be redacted.
+func TestNoFindings(t *testing.T) {
+	for _, s := range []string{
+		"Assessment and Plan: Type 2 Diabetes Mellitus, uncontrolled. Increase Lantus to 20 units. Continue Januvia 100 mg. Diabetic Foot Exam normal. Referred to Ophthalmology.",
+		"Review of Systems: Constitutional: negative. HEENT: negative. Cardiovascular: Chest pain. Respiratory: Shortness of breath.",
+		"Physical Exam: General: Alert, oriented. Neck: Supple. Lungs: Clear to auscultation. Heart: Regular rate and rhythm, no murmur.",
+		"Medications: Aspirin 81 mg, Lipitor 40 mg, Lasix 20 mg, Coumadin 5 mg. Allergies: Penicillin (rash), Sulfa.",
+		"Labs: Na 138, K 4.1, Cl 101, CO2 24, BUN 18, Cr 1.0, Glucose 142. Troponin < 0.01. INR 2.3. Hgb 13.2 / Hct 39.",
+		"CXR: No acute cardiopulmonary process. EKG: Normal sinus rhythm, rate 78, no ST changes. Echo: LVEF 55-60%.",
+		"Patient Education: Discussed Heart Healthy Diet. Advised Smoking Cessation. Given Flu Vaccine.",
+		"Mini-Mental State Exam 28/30. Montreal Cognitive Assessment 26/30. Glasgow Coma Scale 15.",
+		"Hepatitis B Surface Antigen negative. Human Immunodeficiency Virus negative. Herpes Simplex Virus PCR negative.",
+		"Will Follow Up with Primary Care. Grace period for Medicare enrollment. Hope Street Clinic.",
+		"금일 오전 회진 시 환자 상태 양호함. 흉부 청진상 수포음 없음. 복부 압통 없음. 하지 부종 없음.",
+		"혈압 조절 위해 암로디핀 증량. 당화혈색소 7.8%로 인슐린 용량 조정 필요. 영양팀 협진 의뢰.",
+		"수술 후 통증 조절 양호. 배액관 유지. 장운동 회복되어 유동식 시작. 보행 연습 시작함.",
+		"조영제 알레르기 없음. 신기능 정상. 갑상선 기능 정상. 심전도 정상 동리듬.",
+		"신경학적 검사상 이상 소견 없음. 동공 반사 정상. 근력 정상. 감각 이상 없음.",
+		"유방 초음파상 양성 결절 소견. 6개월 후 추적 검사 예정. 정기 검진 권유함.",
+		"전신 상태 양호. 의식 명료. 활력 징후 안정적. 경과 관찰 중. 한방 치료 병행 중. 안과 진료 예정.",
+	} {
+		if got := found(s); len(got) > 0 {
+			t.Errorf("Find(%q) = %v, want nothing", s, got)
 		}
 	}
 }

@@ -136,7 +136,7 @@ func (s *Sessions) Authenticate(ctx context.Context, token, source string) (Prin
 		return Principal{}, err
 	}
 	now := s.now()
-	row := s.dir.db.QueryRow(ctx, `SELECT `+sessionColumns+`, `+accountColumns+` FROM staff_sessions ss JOIN staff s ON s.id = ss.staff_id WHERE ss.token_hash = ?`,
+	row := s.dir.db.QueryRow(ctx, `SELECT `+sessionColumns+`, `+principalColumns+` FROM staff_sessions ss JOIN staff s ON s.id = ss.staff_id WHERE ss.token_hash = ?`,
 		now.UnixNano(), now.UnixNano(), tokenHash(raw))
 	sess, a, err := scanSessionAccount(row)
 	if errors.Is(err, store.ErrNotFound) {
@@ -183,12 +183,20 @@ func (s *Sessions) usable(sess Session, a account, now time.Time) error {
 
 const sessionColumns = `ss.id, ss.staff_id, s.username, ss.method, ss.mfa, ss.source, ss.created_at, ss.last_seen_at, ss.expires_at, ss.revoked_at, ss.revoke_reason`
 
+// principalColumns are the account columns a request needs (no secrets):
+// fewer columns make the per-request read cheaper.
+const principalColumns = `s.display_name, s.role, s.department, s.position, s.wards, s.disabled_at, s.valid_from, s.valid_until, s.totp_confirmed_at, ` + actingRoleSQL
+
 func scanSessionAccount(row scanner) (Session, account, error) {
 	var sa sessionAndAccount
-	if err := row.Scan(append(sa.targets(), sa.acc.targets()...)...); err != nil {
+	as, a := &sa.acc, &sa.acc.a
+	err := row.Scan(append(sa.targets(), &a.DisplayName, &a.Role, &a.Department, &a.Position, &as.wards,
+		&as.disabled, &as.from, &as.until, &as.totpConfirmed, &as.acting)...)
+	if err != nil {
 		return Session{}, account{}, err
 	}
-	return sa.session(), sa.acc.account(), nil
+	a.ID, a.Username = sa.staffID, sa.username
+	return sa.session(), as.account(), nil
 }
 
 // Revoke ends one session. Its owner may (sign-out) and so may an IT

@@ -45,7 +45,9 @@ type evaluator struct {
 	lbPart  [][]float64 // lbPart[q][l]: loss of QI q at level l without suppression
 	penalty [][][]float64
 
-	ht                             keyTable
+	ht, ht2                        keyTable
+	size2                          []int64
+	rep2, remap                    []int32
 	keys                           []uint64
 	classOf                        []int32
 	size                           []int64
@@ -76,13 +78,16 @@ func newEvaluator(qis []*qiCodes, sens *sensCodes, n int, spec Spec) *evaluator 
 }
 
 func (e *evaluator) grow(entries int) {
-	if entries <= len(e.keys) {
+	if entries <= len(e.classOf) {
 		return
 	}
-	e.keys = make([]uint64, entries)
+	e.keys = make([]uint64, max(entries, 2*blockSize))
 	e.classOf = make([]int32, entries)
 	e.size = make([]int64, entries)
 	e.rep = make([]int32, entries)
+	e.size2 = make([]int64, entries/2+1)
+	e.rep2 = make([]int32, entries/2+1)
+	e.remap = make([]int32, entries/2+1)
 	e.keptMono = make([]bool, entries)
 	e.kept = make([]bool, entries)
 	if e.sens != nil {
@@ -147,34 +152,157 @@ func (e *evaluator) lowerBound(levels []int) float64 {
 	return lb
 }
 
+// parallelMin is the source size from which counting is split between two
+// goroutines: below it the hand-off costs more than it saves.
+const parallelMin = 1 << 16
+
+// blockSize is how many keys are packed at a time: the block stays in the
+// first-level cache between packing and counting.
+const blockSize = 2048
+
 // classify groups src's entries at levels into equivalence classes, filling
 // classOf, size and rep. It returns the number of classes, or -1 as soon as
 // there are more than stopAt.
 func (e *evaluator) classify(src *groupTable, levels []int, stopAt int) int {
 	n := src.len()
-	keys := e.packKeys(src, levels)
-	e.ht.reset(min(n, stopAt+1))
-	for i, k := range keys {
+	if !e.fits(levels) {
+		keys := e.keys[:n]
+		e.packSerial(src, levels, keys)
+		e.ht.reset(min(n, stopAt+1))
+		return countRange(&e.ht, keys, src.count, e.classOf, e.size, e.rep, 0, stopAt)
+	}
+	if n < parallelMin {
+		e.ht.reset(startSize(n, stopAt))
+		return e.countBlocks(&e.ht, e.keys[:blockSize], src, levels, e.size, e.rep, 0, n, stopAt)
+	}
+	return e.classifyParallel(src, levels, stopAt)
+}
+
+// startSize guesses how many classes n entries make: a generalization
+// usually has far fewer classes than its source, and the table grows when
+// the guess is short.
+func startSize(n, stopAt int) int {
+	return max(min(n, stopAt+1)/8, 1024)
+}
+
+// classifyParallel counts the two halves of the entries in two tables at
+// once, then folds the second table's classes into the first. The second
+// half's new classes are numbered after the first half's in their own order,
+// so the numbering does not depend on timing.
+func (e *evaluator) classifyParallel(src *groupTable, levels []int, stopAt int) int {
+	n, mid := src.len(), src.len()/2
+	e.ht.reset(startSize(mid, stopAt))
+	e.ht2.reset(startSize(n-mid, stopAt))
+	var second int
+	done := make(chan struct{})
+	go func() {
+		second = e.countBlocks(&e.ht2, e.keys[blockSize:2*blockSize], src, levels, e.size2, e.rep2, mid, n, stopAt)
+		close(done)
+	}()
+	first := e.countBlocks(&e.ht, e.keys[:blockSize], src, levels, e.size, e.rep, 0, mid, stopAt)
+	<-done
+	if first < 0 || second < 0 {
+		return -1
+	}
+	return e.merge(src, second, mid, stopAt)
+}
+
+// merge folds the second half's classes into the first table, in the
+// second table's slot order (fixed by the keys, so deterministic).
+func (e *evaluator) merge(src *groupTable, second, mid, stopAt int) int {
+	over := false
+	e.ht2.live(func(key uint64, j int32) {
+		if over {
+			return
+		}
 		before := e.ht.n
-		c := e.ht.id(k)
-		e.classOf[i] = c
+		g := e.ht.id(key)
+		e.remap[j] = g
 		if e.ht.n == before {
-			e.size[c] += int64(src.count[i])
-			continue
+			e.size[g] += e.size2[j]
+			return
 		}
-		if int(e.ht.n) > stopAt {
-			return -1
-		}
-		e.size[c], e.rep[c] = int64(src.count[i]), int32(i)
+		over = int(e.ht.n) > stopAt
+		e.size[g], e.rep[g] = e.size2[j], e.rep2[j]
+	})
+	if over {
+		return -1
+	}
+	for i := mid; i < src.len(); i++ {
+		e.classOf[i] = e.remap[e.classOf[i]]
 	}
 	return int(e.ht.n)
 }
 
-// packKeys packs each entry's group ids at levels into one 64-bit key. When
-// the ids need more than 64 bits, the keys so far are renumbered densely
-// (they then need at most 32 bits) before packing goes on.
-func (e *evaluator) packKeys(src *groupTable, levels []int) []uint64 {
-	keys := e.keys[:src.len()]
+// countBlocks packs and counts entries lo..hi-1 a block at a time.
+func (e *evaluator) countBlocks(h *keyTable, buf []uint64, src *groupTable, levels []int, size []int64, rep []int32, lo, hi, stopAt int) int {
+	for b := lo; b < hi; b += blockSize {
+		end := min(b+blockSize, hi)
+		keys := buf[:end-b]
+		e.packRange(src, levels, keys, b, end)
+		if countRange(h, keys, src.count[b:end], e.classOf[b:end], size, rep, b, stopAt) < 0 {
+			return -1
+		}
+	}
+	return int(h.n)
+}
+
+// countRange numbers the classes of the entries whose keys are given,
+// starting at entry offset, in h (the hash table's insert written out, since
+// this loop is the search's hot path). classOf gets each entry's class, size
+// and rep each class's records and first entry. It returns the number of
+// classes, or -1 past stopAt.
+func countRange(h *keyTable, keys []uint64, count, classOf []int32, size []int64, rep []int32, offset, stopAt int) int {
+	for i, k := range keys {
+		if int(h.n)*2 >= int(h.mask+1) {
+			h.grow()
+		}
+		j := mix(k) & h.mask
+		for {
+			s := &h.slots[j]
+			if s.gen == h.gen && s.key == k {
+				classOf[i] = s.id
+				size[s.id] += int64(count[i])
+				break
+			}
+			if s.gen != h.gen {
+				if int(h.n) >= stopAt {
+					return -1
+				}
+				*s = slot{key: k, id: h.n, gen: h.gen}
+				classOf[i], size[h.n], rep[h.n] = h.n, int64(count[i]), int32(offset+i)
+				h.n++
+				break
+			}
+			j = (j + 1) & h.mask
+		}
+	}
+	return int(h.n)
+}
+
+// fits says whether the keys at levels fit 64 bits without renumbering.
+func (e *evaluator) fits(levels []int) bool {
+	var used uint
+	for q, c := range e.qis {
+		used += c.width[levels[q]]
+	}
+	return used <= 64
+}
+
+// packRange packs the keys of entries lo..hi-1 into keys.
+func (e *evaluator) packRange(src *groupTable, levels []int, keys []uint64, lo, hi int) {
+	clear(keys)
+	var used uint
+	for q, c := range e.qis {
+		a, b := src.levels[q], levels[q]
+		if w := c.width[b]; w > 0 {
+			packColumn(keys, src.ids[q][lo:hi], c.roll[a][b], used)
+			used += w
+		}
+	}
+}
+
+func (e *evaluator) packSerial(src *groupTable, levels []int, keys []uint64) {
 	clear(keys)
 	var used uint
 	for q, c := range e.qis {
@@ -189,7 +317,6 @@ func (e *evaluator) packKeys(src *groupTable, levels []int) []uint64 {
 		packColumn(keys, src.ids[q], c.roll[a][b], used)
 		used += w
 	}
-	return keys
 }
 
 func packColumn(keys []uint64, ids, roll []uint32, shift uint) {
@@ -260,7 +387,9 @@ func (e *evaluator) assess(src *groupTable, levels []int, node int, stop bool) (
 	ev.monotone = e.suppressedBy(e.keptMono, classes) <= e.limit
 	ev.suppressed = e.suppressedBy(e.kept, classes)
 	ev.pass = ev.monotone && ev.suppressed <= e.limit
-	ev.loss = e.lowerBound(levels) + e.suppressionLoss(src, levels, classes)
+	if ev.pass || !stop {
+		ev.loss = e.lowerBound(levels) + e.suppressionLoss(src, levels, classes)
+	}
 	return ev, classes, cells
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"time"
 )
 
 // maxNodes bounds the generalization lattice; beyond it the spec should fix
@@ -94,6 +93,7 @@ type searcher struct {
 	cached int
 	clock  int64
 	stats  SearchStats
+	failed []int // failing nodes whose generalizations are still to follow
 }
 
 func newSearcher(ctx context.Context, e *evaluator, lat lattice, base *groupTable) *searcher {
@@ -116,61 +116,20 @@ func newSearcher(ctx context.Context, e *evaluator, lat lattice, base *groupTabl
 // run classifies the lattice by the monotone part of the model, then finds
 // the passing node of least loss. It reports false when no node passes.
 func (s *searcher) run() (evaluation, bool, error) {
-	t0 := time.Now()
 	if err := s.classify(); err != nil {
 		return evaluation{}, false, err
 	}
-	debugf("phase1 %v evals=%d rolled=%d stopped=%d", time.Since(t0), s.stats.Evaluated, s.stats.RolledUp, s.stats.Stopped)
-	t0 = time.Now()
-	ev, ok, err := s.optimum()
-	cnt, np := 0, 0
-	for v := range s.lat.size {
-		if s.lb[v] <= ev.loss {
-			cnt++
-			if s.status[v] == passes {
-				np++
-			}
-		}
-	}
-	debugf("srcSum=%d clsSum=%d base=%d baseLen=%d cache=%d cached=%d", srcSum, clsSum, baseN, s.base.len(), len(s.cache), s.cached)
-	maxFail, minPass := 0, 0
-	for v := range s.lat.size {
-		if s.status[v] == fails {
-			isMax := true
-			s.lat.up(v, func(u int) {
-				if s.status[u] == fails {
-					isMax = false
-				}
-			})
-			if isMax {
-				maxFail++
-			}
-		} else {
-			isMin := true
-			s.lat.down(v, func(u int) {
-				if s.status[u] == passes {
-					isMin = false
-				}
-			})
-			if isMin {
-				minPass++
-			}
-		}
-	}
-	debugf("maximal failing %d, minimal passing %d", maxFail, minPass)
-	debugf("below best: %d nodes, %d pass", cnt, np)
-	debugf("phase2 %v evals=%d rolled=%d stopped=%d", time.Since(t0), s.stats.Evaluated, s.stats.RolledUp, s.stats.Stopped)
-	return ev, ok, err
+	return s.optimum()
 }
 
-var srcSum, clsSum, baseN int64
-var debugf = func(string, ...any) {}
-
 // classify settles every node as passing or failing the monotone part, with
-// few evaluations: from each unsettled node, low nodes first, it walks a path
-// of unsettled generalizations to the top and binary-searches it; each
+// few evaluations. It takes the lowest unsettled node; when that fails, it
+// follows the border upward: from each failing node, a path of unsettled
+// generalizations is walked to the top and binary-searched (Flash). Each
 // evaluation tags all generalizations of a passing node and all
-// specializations of a failing node (predictive tagging).
+// specializations of a failing node (predictive tagging), so most nodes are
+// settled without being counted; and as paths start just above a failing
+// node, they roll up from its cached classes.
 func (s *searcher) classify() error {
 	order := s.nodesBy(func(a, b int) bool {
 		if s.height[a] != s.height[b] {
@@ -182,7 +141,33 @@ func (s *searcher) classify() error {
 		if s.status[v] != unknown {
 			continue
 		}
-		if err := s.searchPath(s.path(v)); err != nil {
+		// all of v's specializations fail: v is near the border, and
+		// counting it first gives the paths above it a source to roll up from
+		if err := s.searchPath([]int{v}); err != nil {
+			return err
+		}
+		if err := s.followBorder(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// followBorder continues from the failing nodes the last paths found: paths
+// that start just above a failing node stay near the border between passing
+// and failing, where the nodes that must be evaluated are, and roll up from
+// the failing node's cached classes.
+func (s *searcher) followBorder() error {
+	for len(s.failed) > 0 {
+		f := s.failed[len(s.failed)-1]
+		s.failed = s.failed[:len(s.failed)-1]
+		var err error
+		s.lat.up(f, func(u int) {
+			if err == nil && s.status[u] == unknown {
+				err = s.searchPath(s.path(u))
+			}
+		})
+		if err != nil {
 			return err
 		}
 	}
@@ -228,6 +213,9 @@ func (s *searcher) searchPath(p []int) error {
 				return err
 			}
 			s.tag(v, ev.monotone)
+			if !ev.monotone {
+				s.failed = append(s.failed, v)
+			}
 		}
 		if s.status[v] == passes {
 			hi = mid - 1
@@ -312,14 +300,6 @@ func (s *searcher) evaluate(v int) (evaluation, error) {
 	levels := s.lat.levels(v)
 	src := s.source(levels)
 	ev, classes, cells := s.e.assess(src, levels, v, true)
-	srcSum += int64(src.len())
-	clsSum += int64(classes)
-	if src == s.base {
-		baseN++
-		if baseN%40 == 0 {
-			debugf("base eval %v classes=%d mono=%v", levels, classes, ev.monotone)
-		}
-	}
 	s.stats.Evaluated++
 	if src != s.base {
 		s.stats.RolledUp++
@@ -332,6 +312,8 @@ func (s *searcher) evaluate(v int) (evaluation, error) {
 	s.evals[v] = ev
 	return ev, nil
 }
+
+var stoneN int
 
 // source picks the smallest cached group table whose node every level of
 // levels generalizes; the base table always qualifies.
@@ -358,13 +340,13 @@ func below(a, b []int) bool {
 
 // remember caches the node's groups when they are few enough to make later
 // roll-ups cheaper, evicting the least recently used tables over budget.
-func (s *searcher) remember(src *groupTable, levels []int, v, classes, cells int) {
+func (s *searcher) remember(src *groupTable, levels []int, v, classes, cells int) bool {
 	n := classes
 	if s.e.sens != nil {
 		n = cells
 	}
 	if n > s.base.len()/2 || n > cacheBudget/2 {
-		return
+		return false
 	}
 	g := s.e.tableOf(src, levels, v, classes, cells)
 	s.clock++
@@ -374,6 +356,7 @@ func (s *searcher) remember(src *groupTable, levels []int, v, classes, cells int
 	for s.cached > cacheBudget {
 		s.evictOldest()
 	}
+	return true
 }
 
 func (s *searcher) evictOldest() {

@@ -231,7 +231,7 @@ func SyntheticSpec(k int, maxSuppression float64) Spec {
 			{Column: "admission_date", Hierarchy: "date"},
 			{Column: "department", HierarchyFile: "department.csv", Custom: dept},
 			{Column: "diagnosis", Hierarchy: "icd10"},
-			{Column: "length_of_stay", Hierarchy: "interval(2)"},
+			{Column: "length_of_stay", Hierarchy: "interval(7)"},
 		},
 		K:              k,
 		MaxSuppression: maxSuppression,

@@ -132,6 +132,9 @@ type Directory struct {
 
 	secretMu sync.Mutex
 	secret   cipher.AEAD
+
+	dummyOnce sync.Once
+	dummy     string
 }
 
 // Policy is the directory's configurable rules.
@@ -295,7 +298,7 @@ func (d *Directory) Authenticate(ctx context.Context, username, password, source
 	if errors.Is(err, ErrUnknownStaff) || (err == nil && a.Disabled) {
 		// Spend the same time as a real check so timing does not reveal
 		// which user names exist.
-		VerifyPassword(password, dummyHash)
+		VerifyPassword(password, d.dummyHash())
 		return Principal{}, ErrBadCredentials
 	}
 	if err != nil {
@@ -439,7 +442,13 @@ type HashParams struct {
 // DefaultHash is OWASP's argon2id recommendation (m=19 MiB, t=2, p=1).
 var DefaultHash = HashParams{Time: 2, MemoryKiB: 19 * 1024, Threads: 1}
 
-var dummyHash = HashPassword("medsec-dummy-password", DefaultHash)
+// dummyHash is checked when a user name does not exist, so the answer
+// takes as long as for one that does. It is made on first use, at the
+// directory's cost, rather than when the program starts.
+func (d *Directory) dummyHash() string {
+	d.dummyOnce.Do(func() { d.dummy = HashPassword("medsec-dummy-password", d.HashParams) })
+	return d.dummy
+}
 
 // HashPassword returns an encoded argon2id hash:
 // $argon2id$v=19$m=...,t=...,p=...$salt$hash (the PHC string format).

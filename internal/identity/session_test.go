@@ -152,3 +152,24 @@ func TestTimeBoxedAccount(t *testing.T) {
 		wantErr(t, err, ErrInactive)
 	})
 }
+
+func TestPrune(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newFixture(t, db)
+		ctx := context.Background()
+		s := f.person(t, "nurse.prune", RoleNurse)
+		r := LoginRequest{Username: "nurse.prune", Password: passwordFor("nurse.prune")}
+		f.login(t, r)
+		failTimes(f, LoginRequest{Username: "random.guess", Password: "not the password!"}, 2)
+		f.clock.Advance(PruneAfter + 9*time.Hour)
+		p, _ := f.login(t, r) // a live session survives
+		n, err := f.dir.Prune(ctx)
+		if err != nil || n != 2 {
+			t.Fatalf("pruned %d (%v), want the old session and the idle failure count", n, err)
+		}
+		list, _ := f.dir.Sessions.List(ctx, p, s.ID)
+		if len(list) != 1 || list[0].ID != p.SessionID {
+			t.Errorf("got sessions %+v, want only the live one", list)
+		}
+	})
+}

@@ -187,3 +187,32 @@ func TestParseTOTPCode(t *testing.T) {
 		}
 	}
 }
+
+func TestConcurrentReplayOfOneCode(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newFixture(t, db)
+		s := f.person(t, "it.race", RoleITAdmin)
+		secret := f.enrol(t, s)
+		r := LoginRequest{Username: "it.race", Password: passwordFor("it.race"), TOTP: f.code(t, secret)}
+		const n = 4
+		errs := make(chan error, n)
+		for range n {
+			go func() {
+				_, _, err := f.dir.Login(context.Background(), r)
+				errs <- err
+			}()
+		}
+		ok := 0
+		for range n {
+			err := <-errs
+			if err == nil {
+				ok++
+			} else if !errors.Is(err, ErrBadSecondFactor) {
+				t.Errorf("got %v, want success or ErrBadSecondFactor", err)
+			}
+		}
+		if ok != 1 {
+			t.Errorf("got %d sign-ins with one code, want exactly 1", ok)
+		}
+	})
+}

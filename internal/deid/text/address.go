@@ -72,11 +72,11 @@ func streetAddress(d *doc, i int) (Finding, bool) {
 			return Finding{}, false
 		}
 		k, words = j, words+1
-		if words >= 2 && streetSuffixes[strings.ToLower(d.text(k))] {
+		if words >= 2 && lookup(streetSuffixes, d.text(k)) {
 			break
 		}
 	}
-	if !streetSuffixes[strings.ToLower(d.text(k))] {
+	if !lookup(streetSuffixes, d.text(k)) {
 		return Finding{}, false
 	}
 	end := skipDotEnd(d, k)
@@ -114,7 +114,7 @@ func addressUnit(d *doc, end int) int {
 		return end
 	}
 	w := wordAt(r)
-	if !aptWords[strings.ToLower(strings.TrimSuffix(w, "."))] {
+	if !lookup(aptWords, strings.TrimSuffix(w, ".")) {
 		return end
 	}
 	r2 := strings.TrimLeft(r[len(w):], " .#")

@@ -228,7 +228,7 @@ func withWeekday(d *doc, start int) int {
 	if j >= 0 && !nl && d.text(j) == "," {
 		j, nl = d.prev(j)
 	}
-	if j >= 0 && !nl && d.toks[j].kind == tWord && weekdays[strings.ToLower(d.text(j))] {
+	if j >= 0 && !nl && d.toks[j].kind == tWord && lookup(weekdays, d.text(j)) {
 		return d.toks[j].start
 	}
 	return start
@@ -261,8 +261,8 @@ func monthWord(w string) (int, bool) {
 	if w[0] < 'A' || w[0] > 'Z' {
 		return 0, false
 	}
-	m, ok := months[strings.ToLower(w)]
-	return m, ok
+	m := lookup(months, w)
+	return m, m > 0
 }
 
 // monthFirst: Month [.] D[st|nd|rd|th] [,] [YYYY] or Month YYYY.
@@ -326,8 +326,8 @@ func dayNumber(w string) (int, bool) {
 	if e == 0 || e > 2 {
 		return 0, false
 	}
-	switch strings.ToLower(w[e:]) {
-	case "", "st", "nd", "rd", "th":
+	switch w[e:] {
+	case "", "st", "nd", "rd", "th", "ST", "ND", "RD", "TH":
 	default:
 		return 0, false
 	}
@@ -464,7 +464,7 @@ func spacedDotDates(d *doc, out []Finding) []Finding {
 // weekdayOrdinals finds "Sunday the 12th" and "Monday, the 3rd".
 func weekdayOrdinals(d *doc, out []Finding) []Finding {
 	for i, t := range d.toks {
-		if t.kind != tWord || !weekdays[strings.ToLower(d.text(i))] {
+		if t.kind != tWord || !lookup(weekdays, d.text(i)) {
 			continue
 		}
 		j, nl := d.next(i)

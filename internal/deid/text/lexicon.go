@@ -113,12 +113,17 @@ func lowerSet(ws []string) map[string]bool {
 	return m
 }
 
-// has looks w up in a set of lower-case words, lower-casing ASCII letters
-// on the stack so that the look-up does not allocate.
+// has looks w up in a set of lower-case words.
 func has(set map[string]bool, w string) bool {
+	return lookup(set, w)
+}
+
+// lookup finds w in a map with lower-case keys, lower-casing ASCII letters
+// on the stack so that the look-up does not allocate.
+func lookup[V any](m map[string]V, w string) V {
 	var buf [48]byte
 	if len(w) > len(buf) {
-		return set[strings.ToLower(w)]
+		return m[strings.ToLower(w)]
 	}
 	b := buf[:len(w)]
 	for i := 0; i < len(w); i++ {
@@ -128,5 +133,5 @@ func has(set map[string]bool, w string) bool {
 		}
 		b[i] = c
 	}
-	return set[string(b)]
+	return m[string(b)]
 }

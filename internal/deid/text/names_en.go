@@ -201,24 +201,50 @@ func scoreLatinRun(d *doc, run []namePart) (Finding, bool) {
 		return Finding{}, false
 	}
 	start, end := run[0].start, run[len(run)-1].end
-	lastWord := strings.ToLower(run[len(run)-1].text)
-	if organizationAfter(d, end) || orgWords[lastWord] || streetSuffixes[lastWord] && len(run) > 1 {
+	lastWord := run[len(run)-1].text
+	if organizationAfter(d, end) || has(orgWords, lastWord) || lookup(streetSuffixes, lastWord) && len(run) > 1 {
 		return Finding{}, false
 	}
 	if strings.HasPrefix(d.s[end:], ":") && !titleBefore(d, start) && len(run) == 1 && !has(lex().firstNames, lastWord) {
 		return Finding{}, false // a heading: "Patient Education:"
 	}
 	conf := clamp(latinBase(d, run) + latinContext(d, start, end))
-	if len(run) == 1 && lex().eponyms[strings.ToLower(run[0].text)] && !titleBefore(d, start) {
+	if len(run) == 1 && has(lex().eponyms, run[0].text) && !titleBefore(d, start) {
 		conf -= 0.5
 	}
+	if allUpper(run[0].text) && conf >= DefaultMinConfidence {
+		start, end = capitalsAround(d, start, end)
+	}
 	return Finding{Kind: Name, Start: start, End: end, Confidence: conf}, conf > floor
+}
+
+// capitalsAround widens a name written in capitals over the capitalized
+// words beside it that the lists do not know: "JOHN KOWALCZYK",
+// "KOWALCZYK, JOHN". Abbreviations of two letters and credentials stay out.
+func capitalsAround(d *doc, start, end int) (int, int) {
+	if w := wordAt(d.s[min(len(d.s), end+1):]); end < len(d.s) && d.s[end] == ' ' && capitalWord(w) {
+		end += 1 + len(w)
+	}
+	b := strings.TrimSuffix(strings.TrimRight(d.s[max(0, start-40):start], " "), ",")
+	k := len(b)
+	for k > 0 && isUpperByte(b[k-1]) {
+		k--
+	}
+	if w := b[k:]; capitalWord(w) && (k == 0 || !isWordByte(b[k-1])) {
+		start -= start - max(0, start-40) - k
+	}
+	return start, end
+}
+
+func capitalWord(w string) bool {
+	return len(w) >= 3 && allUpper(w) && countDigits(w) == 0 && !strings.Contains(w, ".") &&
+		!has(lex().enStop, w) && !containsExact(credentials, strings.ToLower(w)) && !titleWords.ends(strings.ToLower(w))
 }
 
 // trimEponymTail drops trailing parts that are eponyms used as such
 // ("Marcus Bell" stays, "Hodgkin" in "Hodgkin lymphoma" goes).
 func trimEponymTail(d *doc, run []namePart) []namePart {
-	for len(run) > 1 && lex().eponyms[strings.ToLower(run[len(run)-1].text)] && eponymHeadAfter(d, run[len(run)-1].end) {
+	for len(run) > 1 && has(lex().eponyms, run[len(run)-1].text) && eponymHeadAfter(d, run[len(run)-1].end) {
 		run = run[:len(run)-1]
 	}
 	return run
@@ -280,7 +306,7 @@ func latinBase(d *doc, run []namePart) float64 {
 	firstGiven, firstSur := has(l.firstNames, first.text), has(l.surnames, first.text)
 	lastSur := has(l.surnames, last.text)
 	switch n := len(run); {
-	case n == 1 && firstGiven && !ambiguousGiven[strings.ToLower(first.text)] && !sentenceStart(d, first.start):
+	case n == 1 && firstGiven && !has(ambiguousGiven, first.text) && !sentenceStart(d, first.start):
 		return 0.55 - commonWordPenalty(d, first) // "Called Jennifer about the results"
 	case n == 1 && firstGiven:
 		return 0.4 - commonWordPenalty(d, first)

@@ -99,6 +99,8 @@ func TestFind(t *testing.T) {
 		{"seoul number in parentheses", "전화 (02) 123-4567", []kt{{Phone, "(02) 123-4567"}}},
 		{"po box", "PO Box 1234, Springfield, IL 62701", []kt{{Address, "PO Box 1234, Springfield, IL"}, {Postal, "62701"}}},
 		{"directional suffix", "1600 Pennsylvania Avenue NW, Washington, DC 20500", []kt{{Address, "1600 Pennsylvania Avenue NW, Washington, DC"}, {Postal, "20500"}}},
+		{"capitals, unknown surname", "PATIENT: JOHN KOWALCZYK  DOB 01/02/1950", []kt{{Name, "JOHN KOWALCZYK"}, {Date, "01/02/1950"}}},
+		{"capitals, surname first", "KOWALCZYK, JOHN seen today.", []kt{{Name, "KOWALCZYK, JOHN"}}},
 		{"given name inside a sentence", "Called Jennifer about the results.", []kt{{Name, "Jennifer"}}},
 		{"weekday and ordinal", "Ran out on Sunday the 12th.", []kt{{Date, "Sunday the 12th"}}},
 		{"team before a korean name", "담당: 원무팀 김영란", []kt{{Name, "김영란"}}},

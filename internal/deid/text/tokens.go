@@ -18,19 +18,19 @@ const (
 
 type token struct {
 	start, end int
+	digits     int32 // ASCII digits in a tWord
 	kind       tokKind
-	digits     int  // ASCII digits in a tWord
 	newline    bool // a tSpace that holds a line break
 }
 
-func (t token) allDigits() bool { return t.kind == tWord && t.digits == t.end-t.start }
+func (t token) allDigits() bool { return t.kind == tWord && int(t.digits) == t.end-t.start }
 
 func isHangulSyllable(r rune) bool { return r >= 0xAC00 && r <= 0xD7A3 }
 
 // tokenize splits s into tokens whose offsets are byte offsets on rune
 // boundaries; invalid UTF-8 bytes become one-byte punctuation tokens.
 func tokenize(s string) []token {
-	toks := make([]token, 0, len(s)/3)
+	toks := make([]token, 0, len(s)/4+4)
 	for i := 0; i < len(s); {
 		r, n := utf8.DecodeRuneInString(s[i:])
 		t := token{start: i, kind: classify(r)}
@@ -41,7 +41,7 @@ func tokenize(s string) []token {
 		t.end = j
 		switch t.kind {
 		case tWord:
-			t.digits = countDigits(s[i:j])
+			t.digits = int32(min(countDigits(s[i:j]), 1<<30))
 		case tSpace:
 			t.newline = hasNewline(s[i:j])
 		}

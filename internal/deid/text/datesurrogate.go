@@ -27,6 +27,10 @@ func (s *surrogates) date(v string) string {
 		b.WriteString(v[last:f.start])
 		b.WriteString(rewriteField(v[f.start:f.end], f.role, ny, nm, nd, hasY))
 		last = f.end
+		if suf := ordinalSuffix(v[f.end:]); f.role == 'D' && suf != "" {
+			b.WriteString(styleLike(suf, ordinal(nd)))
+			last += len(suf)
+		}
 	}
 	b.WriteString(v[last:])
 	return b.String()
@@ -259,4 +263,31 @@ func styleLike(old, w string) string {
 		return strings.ToLower(w)
 	}
 	return w
+}
+
+// ordinalSuffix returns "st", "nd", "rd" or "th" at the start of rest.
+func ordinalSuffix(rest string) string {
+	if len(rest) < 2 || len(rest) > 2 && isLetterByte(rest[2]) {
+		return ""
+	}
+	switch strings.ToLower(rest[:2]) {
+	case "st", "nd", "rd", "th":
+		return rest[:2]
+	}
+	return ""
+}
+
+// ordinal returns the English ordinal suffix of day n.
+func ordinal(n int) string {
+	switch {
+	case n%100 >= 11 && n%100 <= 13:
+		return "th"
+	case n%10 == 1:
+		return "st"
+	case n%10 == 2:
+		return "nd"
+	case n%10 == 3:
+		return "rd"
+	}
+	return "th"
 }

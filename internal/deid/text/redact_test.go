@@ -134,6 +134,10 @@ func TestSurrogateDates(t *testing.T) {
 		{"Seen 14 Mar 2021.", "Seen 24 Mar 2021."},
 		{"DOB 04/17/1931.", "DOB 04/27/1931."},
 		{"Return Tuesday, May 14, 2024.", "Return Friday, May 24, 2024."},
+		{"Seen on the 3rd of March.", "Seen on the 13th of March."},
+		{"Fell on April 11th.", "Fell on April 21st."},
+		{"내원 2024. 3. 14. 오전", "내원 2024. 3. 24. 오전"},
+		{"DOB 910228-1******", "DOB 910310-1******"},
 	}
 	shifted := surrogateRedactor(Options{DateShiftDays: 10})
 	for _, tt := range tests {

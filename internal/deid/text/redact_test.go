@@ -80,6 +80,21 @@ func TestSurrogateSamePerson(t *testing.T) {
 	}
 }
 
+// TestSurrogateNameOrder checks that "Last, First" keeps a family name in
+// front and that a romanized Korean family name on its own stays Korean.
+func TestSurrogateNameOrder(t *testing.T) {
+	red := surrogateRedactor(Options{})
+	out, _ := red.Redact("Patient: Kowalczyk, Anna")
+	last, first, ok := strings.Cut(strings.TrimPrefix(out, "Patient: "), ", ")
+	if !ok || !lex().surnames[strings.ToLower(last)] || !lex().female[strings.ToLower(first)] {
+		t.Errorf("Redact = %q, want \"Patient: <family name>, <woman's given name>\"", out)
+	}
+	out, _ = red.Redact("Seen by Dr. Kim.")
+	if sur := between(out, "Dr. ", "."); !isKoSurnameRoman(sur) {
+		t.Errorf("Redact = %q, want a romanized Korean family name after Dr.", out)
+	}
+}
+
 func between(s, a, b string) string {
 	_, rest, ok := strings.Cut(s, a)
 	if !ok {

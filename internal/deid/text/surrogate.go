@@ -288,16 +288,23 @@ func (n *noteSurrogates) name(v string) string {
 		return n.hangulName(v)
 	}
 	parts := strings.Fields(strings.ReplaceAll(v, ",", " ,"))
+	given := 0
+	if len(parts) >= 3 && parts[1] == "," {
+		given = 2 // "Kowalczyk, Anna"
+	}
 	korean := isRomanizedKorean(parts)
 	k := n.s.stream("NAME", strings.ToLower(v))
 	out := make([]string, len(parts))
 	for i, p := range parts {
-		out[i] = n.latinPart(p, i, len(parts), korean, k)
+		out[i] = n.latinPart(p, i == given, len(parts) == 1, korean, k)
 	}
 	return strings.ReplaceAll(strings.Join(out, " "), " ,", ",")
 }
 
-func (n *noteSurrogates) latinPart(p string, i, total int, korean bool, k *keyStream) string {
+// latinPart replaces one word of a name. Family names are keyed by
+// themselves, so that "Mr. Alvarez" in another note is the same person;
+// Korean family names stay Korean ("Dr. Kim" -> "Dr. Choi").
+func (n *noteSurrogates) latinPart(p string, given, single, korean bool, k *keyStream) string {
 	if p == "," {
 		return p
 	}
@@ -306,17 +313,17 @@ func (n *noteSurrogates) latinPart(p string, i, total int, korean bool, k *keySt
 	}
 	l := lex()
 	var repl string
-	switch {
+	switch lp := strings.ToLower(p); {
 	case len(p) == 2 && p[1] == '.': // initial
 		repl = string(rune('A'+k.intn(26))) + "."
 	case korean && koreanGiven(p) > 0 && !isKoSurnameRoman(p):
-		repl = koGivenRoman[k.intn(len(koGivenRoman))]
-	case korean:
-		repl = l.koRomanList[k.intn(min(30, len(l.koRomanList)))]
-	case total > 1 && i == 0 || total == 1 && has(l.firstNames, p):
-		repl = givenLike(p, n.s.stream("FIRST", strings.ToLower(p)))
+		repl = koGivenRoman[n.s.stream("KOGIVEN", lp).intn(len(koGivenRoman))]
+	case isKoSurnameRoman(p) && (korean || !given || single):
+		repl = l.koRomanList[n.s.stream("KOSUR", lp).intn(min(30, len(l.koRomanList)))]
+	case given && !single || single && has(l.firstNames, p):
+		repl = givenLike(p, n.s.stream("FIRST", lp))
 	default:
-		repl = l.surnameList[n.s.stream("LAST", strings.ToLower(p)).intn(len(l.surnameList))]
+		repl = l.surnameList[n.s.stream("LAST", lp).intn(len(l.surnameList))]
 	}
 	if allUpper(p) && len(p) > 2 {
 		repl = strings.ToUpper(repl)

@@ -46,6 +46,9 @@ func TestTwoPersonApproval(t *testing.T) {
 		if active, _ := f.dir.ActiveGrants(ctx, vendor.ID, now); len(active) != 0 {
 			t.Fatalf("got %d active grants before approval, want none", len(active))
 		}
+		if pend, err := f.dir.PendingGrants(ctx); err != nil || len(pend) != 1 || pend[0].ID != g.ID {
+			t.Fatalf("got pending %+v (%v), want %s", pend, err, g.ID)
+		}
 		// The requester cannot approve; neither can a forged principal or a physician.
 		_, err = f.dir.ApproveGrant(ctx, itOne, g.ID, "looks fine")
 		wantErr(t, err, ErrSelfApproval)

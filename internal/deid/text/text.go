@@ -115,34 +115,49 @@ func resolve(s string, c []Finding) []Finding {
 	return kept
 }
 
-// settle picks from one cluster of overlapping candidates.
+// settle picks from one cluster of overlapping candidates. A byte map of
+// the cluster's span marks what is taken, so a long chain of overlaps
+// costs the sum of the candidates' lengths, not their number squared.
 func settle(s string, cluster []Finding) []Finding {
+	if len(cluster) == 1 {
+		return keep(s, nil, cluster[0])
+	}
 	slices.SortStableFunc(cluster, func(a, b Finding) int {
 		if a.Confidence != b.Confidence {
 			return cmp.Compare(b.Confidence, a.Confidence)
 		}
 		return cmp.Compare(b.End-b.Start, a.End-a.Start)
 	})
+	lo, hi := cluster[0].Start, cluster[0].End
+	for _, f := range cluster {
+		lo, hi = min(lo, f.Start), max(hi, f.End)
+	}
+	taken := make([]bool, hi-lo)
 	var kept []Finding
 	for _, f := range cluster {
-		if f.Confidence < floor || f.Start >= f.End || overlapsAny(kept, f) {
+		if slices.Contains(taken[max(0, f.Start-lo):max(0, f.End-lo)], true) {
 			continue
 		}
-		f.Text = s[f.Start:f.End]
-		f.Confidence = math.Round(f.Confidence*100) / 100 // sums of weights: no false precision
-		kept = append(kept, f)
+		n := len(kept)
+		if kept = keep(s, kept, f); len(kept) > n {
+			for i := f.Start - lo; i < f.End-lo; i++ {
+				taken[i] = true
+			}
+		}
 	}
 	slices.SortFunc(kept, func(a, b Finding) int { return cmp.Compare(a.Start, b.Start) })
 	return kept
 }
 
-func overlapsAny(kept []Finding, f Finding) bool {
-	for _, k := range kept {
-		if f.Start < k.End && k.Start < f.End {
-			return true
-		}
+// keep appends f with its text and a rounded confidence, unless it is too
+// weak or empty.
+func keep(s string, kept []Finding, f Finding) []Finding {
+	if f.Confidence < floor || f.Start >= f.End {
+		return kept
 	}
-	return false
+	f.Text = s[f.Start:f.End]
+	f.Confidence = math.Round(f.Confidence*100) / 100 // sums of weights: no false precision
+	return append(kept, f)
 }
 
 func clamp(x float64) float64 {

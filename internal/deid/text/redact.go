@@ -17,7 +17,16 @@ const (
 	Tags Mode = iota
 	// Surrogates replaces each finding with a realistic fake value of the
 	// same kind and script, chosen by a keyed hash so that the same value
-	// always gets the same surrogate under the same secret.
+	// always gets the same surrogate under the same secret: Hangul names
+	// become Hangul names, romanized Korean names romanized ones, Western
+	// names Western ones of the same sex where the lists know it; dates move
+	// by one shift in their own notation; phone numbers keep their country
+	// and Korean area prefix, North American ones become 555-01xx numbers;
+	// ages over 89 become 90; SSNs get a never-issued 9xx area; registration
+	// numbers keep the sex digit, shift the birth date and carry a wrong
+	// check digit on purpose; e-mail, URLs and IPs move to reserved
+	// example.org, 10.0.0.0/8 and 2001:db8::/32 values; other identifiers
+	// keep their layout with keyed digits and letters.
 	Surrogates
 )
 
@@ -29,9 +38,11 @@ const DefaultMinConfidence = 0.5
 type Options struct {
 	Mode Mode
 	// Secret keys the surrogates (HMAC-SHA-256). Use one secret per
-	// dataset: the same secret gives the same surrogates across notes.
-	// When empty, a random secret is drawn, so surrogates are consistent
-	// only within this Redactor.
+	// dataset: the same secret gives the same surrogates across notes, and
+	// whoever holds it can test a guessed value against a surrogate, so keep
+	// it with the dataset's other keys and never log it. When empty, a
+	// random secret is drawn, so surrogates are consistent only within this
+	// Redactor.
 	Secret []byte
 	// MinConfidence drops findings below it; zero means
 	// DefaultMinConfidence.

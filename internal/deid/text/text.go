@@ -62,7 +62,9 @@ const floor = 0.2
 
 // Find returns the protected health information found in s, ordered by
 // position and not overlapping. Each finding carries a confidence in (0, 1];
-// a Redactor drops those below its MinConfidence.
+// a Redactor drops those below its MinConfidence. A value found once (a
+// number by its label, a name by its title) is also reported wherever else
+// it stands as a word of its own in s.
 func Find(s string) []Finding {
 	_, fs := find(s)
 	return fs

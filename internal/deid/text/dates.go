@@ -41,6 +41,7 @@ var (
 // findDates finds dates in numeric, English and Korean notations.
 func findDates(d *doc, out []Finding) []Finding {
 	out = weekdayOrdinals(d, out)
+	out = compactMonthDates(d, out)
 	out = numericDates(d, out)
 	out = spacedDotDates(d, out)
 	out = wordDates(d, out)
@@ -481,6 +482,28 @@ func weekdayOrdinals(d *doc, out []Finding) []Finding {
 		if day, ok := dayNumber(d.text(k)); ok && len(d.text(k)) > 2 && day > 0 {
 			out = append(out, Finding{Kind: Date, Start: t.start, End: d.toks[k].end, Confidence: 0.75})
 		}
+	}
+	return out
+}
+
+// compactMonthDates finds the "05MAR2024" and "5Mar24" notation of some
+// record systems: day, a three-letter month and a year in one word.
+func compactMonthDates(d *doc, out []Finding) []Finding {
+	for i, t := range d.toks {
+		if t.kind != tWord || t.digits < 3 || t.end-t.start < 6 || t.end-t.start > 9 {
+			continue
+		}
+		w := d.text(i)
+		e := digitRunEnd(w, 0)
+		if e == 0 || e > 2 || len(w) < e+4 {
+			continue
+		}
+		m := lookup(months, w[e:e+3])
+		y := w[e+3:]
+		if m == 0 || (len(y) != 2 && len(y) != 4) || atoi(y) < 0 || !validDate(2000, m, atoi(w[:e])) {
+			continue
+		}
+		out = append(out, Finding{Kind: Date, Start: t.start, End: t.end, Confidence: 0.9})
 	}
 	return out
 }

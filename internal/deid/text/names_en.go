@@ -423,7 +423,7 @@ func nameAfterContext(d *doc, end int) float64 {
 // ", 34 F", "(M/67)", "(F/29)", "65/M", "(남/67세)", ", 95,".
 func ageSexShorthand(a string) bool {
 	comma := strings.HasPrefix(a, ",")
-	t := strings.TrimLeft(a, " ,(")
+	t := strings.TrimLeft(a, " ,(/")
 	for _, p := range []string{"m/", "f/", "남/", "여/", "남,", "여,", "male", "female", "남자", "여자", "남성", "여성"} {
 		if strings.HasPrefix(t, p) {
 			return true

@@ -153,6 +153,7 @@ func TestSurrogateDates(t *testing.T) {
 		{"Fell on April 11th.", "Fell on April 21st."},
 		{"내원 2024. 3. 14. 오전", "내원 2024. 3. 24. 오전"},
 		{"DOB 910228-1******", "DOB 910310-1******"},
+		{"Admit 05MAR2024.", "Admit 15MAR2024."},
 	}
 	shifted := surrogateRedactor(Options{DateShiftDays: 10})
 	for _, tt := range tests {

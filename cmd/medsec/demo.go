@@ -64,6 +64,7 @@ func printReport(w io.Writer, r *demo.Report) {
 	fmt.Fprintf(w, "  crypto-shredded patient      %s\n", r.Destruction.Pseudonym)
 	fmt.Fprintf(w, "    read now fails with        %s\n", r.Destruction.ReadError)
 	fmt.Fprintf(w, "    audit still verifies       %s\n", ok(r.Destruction.AuditVerifiedAfter))
+	fmt.Fprintf(w, "  device readings (PHD)        %d sent, %d stored via %s, %d forged refused\n", r.PHD.Sent, r.PHD.Stored, r.PHD.Gateway, r.PHD.RejectedForged)
 	fmt.Fprintf(w, "  plaintext PHI in data files  %d found in %d file reads\n", r.Plaintext.Hits, r.Plaintext.FilesScanned)
 	if r.Dir != "" {
 		fmt.Fprintf(w, "  data directory (kept)        %s\n", r.Dir)

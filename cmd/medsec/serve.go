@@ -28,6 +28,9 @@ func newServeCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := mountIngestion(cmd.Context(), srv, h, logger); err != nil {
+				return err
+			}
 			if listen == "" {
 				listen = h.Config.Server.Listen
 			}

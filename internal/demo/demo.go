@@ -47,6 +47,7 @@ type Report struct {
 	Records     RecordsReport   `json:"records"`
 	Audit       AuditReport     `json:"audit"`
 	Destruction DestroyReport   `json:"destruction"`
+	PHD         PHDReport       `json:"phd"`
 	Plaintext   PlaintextReport `json:"plaintext"`
 	Staff       []StaffReport   `json:"staff"`
 	DurationMS  int64           `json:"duration_ms"`
@@ -119,6 +120,7 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 		{"register patients", s.registerPatients},
 		{"write records", s.writeRecords},
 		{"read as a physician", s.readAsPhysician},
+		{"device readings to the hospital", s.sendDeviceReadings},
 		{"verify the audit log", s.verifyAudit},
 		{"crypto-shred a patient", s.destroyPatient},
 	}

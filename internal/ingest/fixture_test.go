@@ -24,7 +24,7 @@ func (c *clock) now() time.Time { return c.t }
 // fixture is a hospital with ingestion, one patient and tools to make
 // devices and messages.
 type fixture struct {
-	t       *testing.T
+	t       testing.TB
 	h       *devicestest.Hospital
 	a       *devices.Authority
 	in      *ingest.Ingester
@@ -32,7 +32,7 @@ type fixture struct {
 	patient records.Patient
 }
 
-func newFixture(t *testing.T, db *store.DB) *fixture {
+func newFixture(t testing.TB, db *store.DB) *fixture {
 	t.Helper()
 	h := devicestest.New(t, db, ingest.Migrations)
 	f := &fixture{t: t, h: h, clock: &clock{t: time.Now()}}
@@ -143,7 +143,7 @@ func (f *fixture) stored(patientID string) (readings []phd.Reading, provenance [
 	return readings, provenance
 }
 
-func otherHospitalKey(t *testing.T) *ecdh.PublicKey {
+func otherHospitalKey(t testing.TB) *ecdh.PublicKey {
 	k, err := ecdh.P256().GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)

@@ -74,7 +74,8 @@ func (in *Ingester) watermark(ctx context.Context) (uint64, error) {
 }
 
 // scanStored reads the door's ingestion events from index from on and
-// returns the message ids they stored (with the record count) and the
+// returns the message ids they stored (with their records, exact for a
+// message stored alone, an even share for one stored in a group) and the
 // index after the last event read.
 func (in *Ingester) scanStored(ctx context.Context, from uint64, rep *Recovery) (map[phd.MessageID]int, uint64, error) {
 	found := map[phd.MessageID]int{}
@@ -85,8 +86,9 @@ func (in *Ingester) scanStored(ctx context.Context, from uint64, rep *Recovery) 
 		if e.Actor != "system:ingest" || e.Action != records.ClassObservation+"."+records.ActionWrite || e.Outcome != audit.Success {
 			return nil
 		}
-		if id, ok := messageOfSource(e.Source); ok {
-			found[id] = recordCount(e.Resource)
+		ids := messagesOfSource(e.Source)
+		for _, id := range ids {
+			found[id] = recordCount(e.Resource) / len(ids) // per message when one alone; a share in a group
 		}
 		return nil
 	})

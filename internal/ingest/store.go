@@ -28,9 +28,25 @@ type outcome struct {
 	pending bool   // the outcome is unknown: leave the claim for recovery
 }
 
-// storeAll stores the claimed messages one by one (the door writes each in
-// its own transaction with its audit event), then records the outcomes in
-// one ledger transaction.
+// Group bounds: the messages of one patient in one bundle are stored in
+// one door transaction (one commit, one audit event naming every message),
+// at most this many at a time.
+const (
+	maxGroupMessages = 64
+	maxGroupRecords  = 4096
+)
+
+// prepared is a claimed message opened, assessed and turned into records.
+type prepared struct {
+	v       *verified
+	a       phd.Assessment
+	patient string
+	recs    []records.Record
+}
+
+// storeAll opens and assesses the claimed messages, stores them grouped by
+// patient (the door writes each group in one transaction with one audit
+// event), then records every outcome in one ledger transaction.
 func (in *Ingester) storeAll(ctx context.Context, gateway string, claimed []*verified, results []Result) {
 	if len(claimed) == 0 {
 		return
@@ -38,49 +54,101 @@ func (in *Ingester) storeAll(ctx context.Context, gateway string, claimed []*ver
 	// Once claimed, a message is stored and settled even if the gateway
 	// hangs up: stopping halfway would only leave claims to recover.
 	ctx = context.WithoutCancel(ctx)
-	outs := make([]outcome, len(claimed))
-	for i, v := range claimed {
-		outs[i] = in.store(ctx, gateway, v)
-		results[v.index] = outs[i].result
+	var outs []outcome
+	var ready []*prepared
+	for _, v := range claimed {
+		p, out := in.prepare(ctx, gateway, v)
+		if p == nil {
+			outs = append(outs, out)
+			continue
+		}
+		ready = append(ready, p)
+	}
+	for _, g := range groupByPatient(ready) {
+		outs = append(outs, in.storeGroup(ctx, gateway, g)...)
+	}
+	for _, o := range outs {
+		results[o.v.index] = o.result
 	}
 	if err := in.settle(ctx, outs); err != nil {
 		// Stored messages stay claimed; recovery finds their audit events.
 		in.cfg.Logger.Error("record device message outcomes", "err", err)
 	}
 	in.release(claimed)
-	if in.cfg.Stored != nil {
-		for _, o := range outs {
-			if o.settle == stateStored {
-				in.cfg.Stored(o.v.header)
-			}
+	in.notifyStored(outs)
+}
+
+func (in *Ingester) notifyStored(outs []outcome) {
+	if in.cfg.Stored == nil {
+		return
+	}
+	for _, o := range outs {
+		if o.settle == stateStored {
+			in.cfg.Stored(o.v.header)
 		}
 	}
 }
 
-// store opens, assesses and stores one message.
-func (in *Ingester) store(ctx context.Context, gateway string, v *verified) outcome {
-	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
-	defer cancel()
+// prepare opens and assesses one message and builds its records; a
+// message that cannot be stored gets its outcome instead.
+func (in *Ingester) prepare(ctx context.Context, gateway string, v *verified) (*prepared, outcome) {
 	b, err := in.open(v)
 	if err != nil {
-		return in.refused(ctx, gateway, v, err)
+		return nil, in.refused(ctx, gateway, v, err)
 	}
-	a := phd.Assess(b, in.now(), in.cfg.Limits)
-	patientID, err := in.cache.patient(ctx, in.cfg.Door, b.Patient)
-	if err != nil {
-		return in.failed(ctx, gateway, v, err, false)
+	p := &prepared{v: v, a: phd.Assess(b, in.now(), in.cfg.Limits)}
+	if p.patient, err = in.cache.patient(ctx, in.cfg.Door, b.Patient); err != nil {
+		return nil, in.failed(ctx, gateway, v, err, false)
 	}
-	recs, err := in.recordsOf(gateway, v, b, a)
-	if err != nil {
-		return in.failed(ctx, gateway, v, err, false)
+	if p.recs, err = in.recordsOf(gateway, v, b, p.a); err != nil {
+		return nil, in.failed(ctx, gateway, v, err, false)
 	}
-	if _, err := in.cfg.Door.AddRecords(ctx, in.request(gateway, v), patientID, recs); err != nil {
-		return in.failed(ctx, gateway, v, err, true)
+	return p, outcome{}
+}
+
+// groupByPatient splits ready into per-patient groups within the bounds,
+// keeping arrival order inside each group.
+func groupByPatient(ready []*prepared) [][]*prepared {
+	var groups [][]*prepared
+	open := map[string]int{} // patient → index of its group being filled
+	size := map[int]int{}
+	for _, p := range ready {
+		i, ok := open[p.patient]
+		if !ok || len(groups[i]) == maxGroupMessages || size[i]+len(p.recs) > maxGroupRecords {
+			i = len(groups)
+			groups = append(groups, nil)
+			open[p.patient] = i
+		}
+		groups[i] = append(groups[i], p)
+		size[i] += len(p.recs)
 	}
-	in.auditRefusedMeasurements(ctx, gateway, v, a)
-	r := Result{Index: v.index, MessageID: v.header.MessageID.String(), Status: Stored,
-		Readings: len(a.Readings), Flagged: a.Flagged(), Refused: len(a.Rejected)}
-	return outcome{v: v, result: r, settle: stateStored}
+	return groups
+}
+
+// storeGroup stores one patient's messages through the door in one
+// transaction.
+func (in *Ingester) storeGroup(ctx context.Context, gateway string, g []*prepared) []outcome {
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	var recs []records.Record
+	ids := make([]phd.MessageID, len(g))
+	for i, p := range g {
+		recs = append(recs, p.recs...)
+		ids[i] = p.v.header.MessageID
+	}
+	_, err := in.cfg.Door.AddRecords(ctx, in.request(gateway, ids), g[0].patient, recs)
+	outs := make([]outcome, len(g))
+	for i, p := range g {
+		if err != nil {
+			outs[i] = in.failed(ctx, gateway, p.v, err, true)
+			continue
+		}
+		in.auditRefusedMeasurements(ctx, gateway, p.v, p.a)
+		r := Result{Index: p.v.index, MessageID: p.v.header.MessageID.String(), Status: Stored,
+			Readings: len(p.a.Readings), Flagged: p.a.Flagged(), Refused: len(p.a.Rejected)}
+		outs[i] = outcome{v: p.v, result: r, settle: stateStored}
+	}
+	return outs
 }
 
 func (in *Ingester) open(v *verified) (*phd.Batch, error) {
@@ -95,31 +163,46 @@ func (in *Ingester) open(v *verified) (*phd.Batch, error) {
 	return phd.Open(v.signed, priv)
 }
 
-// request is the door request of one message: the system principal
-// "ingest", for treatment, its source naming the message and the gateway
-// so that the audit event the door writes with the readings identifies the
-// message (recovery relies on it).
-func (in *Ingester) request(gateway string, v *verified) records.Request {
+// request is the door request of a group of messages: the system
+// principal "ingest", for treatment, its source naming the messages and
+// the gateway, so that the audit event the door writes with the readings
+// identifies the messages (recovery relies on it).
+func (in *Ingester) request(gateway string, ids []phd.MessageID) records.Request {
 	who := identity.System("ingest")
-	who.Source = sourceOf(v.header.MessageID, gateway)
+	who.Source = sourceOf(ids, gateway)
 	return records.Request{Who: who, Purpose: "TREAT"}
 }
 
 const sourcePrefix = "message:"
 
-func sourceOf(id phd.MessageID, gateway string) string {
-	return sourcePrefix + id.String() + " via gateway:" + gateway
+// sourceOf is "message:ID[,ID…] via gateway:NAME".
+func sourceOf(ids []phd.MessageID, gateway string) string {
+	var b strings.Builder
+	b.WriteString(sourcePrefix)
+	for i, id := range ids {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(id.String())
+	}
+	b.WriteString(" via gateway:" + gateway)
+	return b.String()
 }
 
-// messageOfSource reads the message id back from an audit event's source.
-func messageOfSource(src string) (phd.MessageID, bool) {
+// messagesOfSource reads the message ids back from an audit event's source.
+func messagesOfSource(src string) []phd.MessageID {
 	rest, ok := strings.CutPrefix(src, sourcePrefix)
 	if !ok {
-		return phd.MessageID{}, false
+		return nil
 	}
-	hexID, _, _ := strings.Cut(rest, " ")
-	id, err := phd.ParseMessageID(hexID)
-	return id, err == nil
+	list, _, _ := strings.Cut(rest, " ")
+	var out []phd.MessageID
+	for _, h := range strings.Split(list, ",") {
+		if id, err := phd.ParseMessageID(h); err == nil {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // refused is a message refused for good after it was claimed.
@@ -191,7 +274,7 @@ func (in *Ingester) auditRefusedMeasurements(ctx context.Context, gateway string
 		parts[i] = fmt.Sprintf("#%d %s", r.Index, r.Reason)
 	}
 	ev := audit.Event{Time: in.now(), Actor: "system:ingest", Action: "phd.measurement.refuse", Patient: v.header.Patient,
-		Resource: "device/" + v.header.DeviceID, Outcome: audit.Denied, Source: sourceOf(v.header.MessageID, gateway),
+		Resource: "device/" + v.header.DeviceID, Outcome: audit.Denied, Source: sourceOf([]phd.MessageID{v.header.MessageID}, gateway),
 		Reason: strings.Join(parts, "; ")}
 	if _, err := in.cfg.Audit.Append(ctx, ev); err != nil {
 		in.cfg.Logger.Error("audit refused measurements", "err", err)

@@ -5,7 +5,9 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"hash"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -13,12 +15,14 @@ import (
 // value always maps to the same surrogate under the same secret and the
 // mapping cannot be reversed or recomputed without it.
 type surrogates struct {
-	secret []byte
-	shift  int // days added to every date
+	macs  sync.Pool // of hash.Hash: HMAC-SHA-256 keyed with the secret
+	shift int       // days added to every date
 }
 
 func newSurrogates(secret []byte, shiftDays int) *surrogates {
-	s := &surrogates{secret: append([]byte(nil), secret...), shift: shiftDays}
+	key := append([]byte(nil), secret...)
+	s := &surrogates{shift: shiftDays}
+	s.macs.New = func() any { return hmac.New(sha256.New, key) }
 	if s.shift == 0 {
 		s.shift = -1 - int(s.stream("date-shift", "").next()%365)
 	}
@@ -26,7 +30,7 @@ func newSurrogates(secret []byte, shiftDays int) *surrogates {
 }
 
 // keyStream yields pseudo-random numbers derived from one (kind, value)
-// pair: block i is HMAC(secret, kind 0 value 0 i).
+// pair: block i is HMAC(secret, kind 0 value 0 i16).
 type keyStream struct {
 	s     *surrogates
 	key   string
@@ -40,10 +44,13 @@ func (s *surrogates) stream(kind, value string) *keyStream {
 
 func (k *keyStream) next() uint64 {
 	if len(k.buf) < 8 {
-		m := hmac.New(sha256.New, k.s.secret)
-		fmt.Fprintf(m, "%s\x00%d", k.key, k.block)
+		m := k.s.macs.Get().(hash.Hash)
+		m.Reset() // a reset HMAC keeps its keyed state: no new key schedule
+		m.Write([]byte(k.key))
+		m.Write([]byte{0, byte(k.block >> 8), byte(k.block)})
 		k.block++
 		k.buf = m.Sum(k.buf[:0])
+		k.s.macs.Put(m)
 	}
 	v := binary.BigEndian.Uint64(k.buf[:8])
 	k.buf = k.buf[8:]

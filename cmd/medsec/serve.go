@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/medsec/medsec/internal/fhirapi"
 	"github.com/medsec/medsec/internal/server"
 )
 
@@ -31,6 +32,7 @@ func newServeCmd() *cobra.Command {
 			if err := mountIngestion(cmd.Context(), srv, h, logger); err != nil {
 				return err
 			}
+			srv.Mount("/fhir", fhirapi.New(h, fhirapi.Options{Logger: logger, Documents: h.Documents}))
 			if listen == "" {
 				listen = h.Config.Server.Listen
 			}

@@ -172,6 +172,7 @@ func (h *Hospital) SetClock(now func() time.Time) {
 	h.Door.SetClock(now)
 	h.Staff.Now = now
 	h.Alerts.Now = now
+	h.Documents.Now = now
 }
 
 // Policy is the loaded access policy.

@@ -21,6 +21,7 @@ import (
 	"github.com/medsec/medsec/internal/audit"
 	"github.com/medsec/medsec/internal/config"
 	"github.com/medsec/medsec/internal/devices"
+	"github.com/medsec/medsec/internal/docsec"
 	"github.com/medsec/medsec/internal/identity"
 	"github.com/medsec/medsec/internal/ingest"
 	"github.com/medsec/medsec/internal/keys"
@@ -42,6 +43,8 @@ type Hospital struct {
 	Door   *records.Door
 	// Alerts is the security officer's inbox.
 	Alerts *alerts.Inbox
+	// Documents makes watermarked, sealed document exports.
+	Documents *docsec.Exporter
 
 	verifier note.Verifier
 	macKey   []byte
@@ -54,11 +57,12 @@ const (
 	secretAuditSigner = "audit-signer"
 	secretPseudonym   = "pseudonym"
 	secretBlindIndex  = "blind-index"
+	secretExportMark  = "export-mark"
 )
 
 // migrations lists every component's schema in dependency order.
 func migrations() [][]store.Migration {
-	return [][]store.Migration{keys.Migrations, audit.Migrations, identity.Migrations, records.Migrations, alerts.Migrations, devices.Migrations, ingest.Migrations, lifecycle.Migrations, provision.Migrations}
+	return [][]store.Migration{keys.Migrations, audit.Migrations, identity.Migrations, records.Migrations, alerts.Migrations, docsec.Migrations, devices.Migrations, ingest.Migrations, lifecycle.Migrations, provision.Migrations}
 }
 
 // OpenOptions says how to open an installation.
@@ -108,7 +112,7 @@ func assemble(ctx context.Context, cfg *config.Config, db *store.DB, provider ke
 	}
 	h := &Hospital{Config: cfg, DB: db, Keys: keys.NewKeyring(db, provider), Staff: identity.NewDirectory(db)}
 	secrets := map[string][]byte{}
-	for _, name := range []string{secretAuditMAC, secretAuditSigner, secretPseudonym, secretBlindIndex} {
+	for _, name := range []string{secretAuditMAC, secretAuditSigner, secretPseudonym, secretBlindIndex, secretExportMark} {
 		s, err := h.Keys.SystemKey(ctx, name)
 		if err != nil {
 			return nil, err
@@ -138,6 +142,10 @@ func assemble(ctx context.Context, cfg *config.Config, db *store.DB, provider ke
 	h.Door, err = records.New(records.Config{DB: db, Keys: h.Keys, Audit: h.Audit, Decider: h.decider, Alerts: h.Alerts,
 		PseudonymKey: secrets[secretPseudonym], IndexKey: secrets[secretBlindIndex]})
 	if err != nil {
+		h.Audit.Close(ctx)
+		return nil, err
+	}
+	if h.Documents, err = docsec.New(h.Door, db, secrets[secretExportMark]); err != nil {
 		h.Audit.Close(ctx)
 		return nil, err
 	}

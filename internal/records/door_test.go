@@ -36,11 +36,11 @@ type fixture struct {
 	door   *Door
 	alerts *alerts.Inbox
 	clock  *testClock
-	log   *audit.Log
-	vf    *audit.Verifier
-	clerk identity.Principal
-	doc   identity.Principal
-	nurse identity.Principal
+	log    *audit.Log
+	vf     *audit.Verifier
+	clerk  identity.Principal
+	doc    identity.Principal
+	nurse  identity.Principal
 }
 
 func newFixture(t *testing.T, db *store.DB) *fixture { return newFixtureTB(t, db) }

@@ -24,6 +24,8 @@ type item struct {
 	// why, when not empty, says why the file must be DICOM: named .dcm,
 	// under a DICOM directory, referenced by DICOMDIR.
 	why string
+	// once is set when open cannot give the content a second time.
+	once bool
 }
 
 // archiveBudget is shared by every archive under one top-level file, so
@@ -81,7 +83,22 @@ func (s *Scanner) scanItem(ctx context.Context, it item, b *archiveBudget) []Fil
 	for i := range res.Findings {
 		res.Findings[i].SHA256 = res.SHA256
 	}
+	if p.readErr == nil {
+		s.inspect(ctx, it, res)
+	}
 	return append([]FileResult{res}, nested...)
+}
+
+// inspect hands a fully read file to Config.Inspect.
+func (s *Scanner) inspect(ctx context.Context, it item, res FileResult) {
+	if s.cfg.Inspect == nil || ctx.Err() != nil {
+		return
+	}
+	open := it.open
+	if it.once {
+		open = nil
+	}
+	s.cfg.Inspect(ctx, res, open)
 }
 
 // read streams the content once through the hash, clamd, the macro

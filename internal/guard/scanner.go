@@ -72,6 +72,18 @@ type Config struct {
 	// the scan ends, from one goroutine at a time, so a CLI can drive a
 	// progress bar.
 	Progress func(Progress)
+	// Inspect, when set, receives every file whose content was read to its
+	// end (on the media, in an archive, in an image) with its result and a
+	// way to read the content again while the scan still holds it open: an
+	// entry of an archive cannot be reached once the scan moved on. The
+	// import stores what passed and quarantines what failed from here.
+	// It is called from the scan's workers, several at once; a container
+	// comes after its entries. A second read counts against the archive
+	// budget like the first, and a file on disk may have changed in
+	// between: compare the SHA-256 of what is read with res.SHA256. open
+	// is nil for an upload that cannot be read twice (ScanReader without
+	// random access).
+	Inspect func(ctx context.Context, res FileResult, open func() (io.ReadCloser, error))
 }
 
 // Progress is a snapshot of a running scan.
@@ -141,6 +153,7 @@ func readerItem(name string, r io.Reader) item {
 		it.size, it.ra = sr.Size(), sr
 	}
 	it.open = func() (io.ReadCloser, error) { return io.NopCloser(r), nil }
+	it.once = it.ra == nil
 	if it.ra != nil {
 		it.open = func() (io.ReadCloser, error) { return io.NopCloser(io.NewSectionReader(it.ra, 0, it.size)), nil }
 	}

@@ -50,6 +50,9 @@ type Options struct {
 	Preamble []byte
 	// Implicit writes Implicit VR Little Endian instead of Explicit.
 	Implicit bool
+	// Override gives patient i the non-empty fields of Override[i] (an
+	// intake test matches a study to a registered patient's MRN).
+	Override []Patient
 }
 
 // Patient is a made-up patient.
@@ -152,6 +155,21 @@ var (
 )
 
 func (g *generator) patient(p int) Patient {
+	gen := g.generated(p)
+	if p >= len(g.opts.Override) {
+		return gen
+	}
+	o := g.opts.Override[p]
+	for _, f := range []struct{ dst, src *string }{{&gen.ID, &o.ID}, {&gen.NameLatin, &o.NameLatin},
+		{&gen.NameHangul, &o.NameHangul}, {&gen.BirthDate, &o.BirthDate}, {&gen.Sex, &o.Sex}} {
+		if *f.src != "" {
+			*f.dst = *f.src
+		}
+	}
+	return gen
+}
+
+func (g *generator) generated(p int) Patient {
 	s := surnames[g.rng.IntN(len(surnames))]
 	n := givennams[g.rng.IntN(len(givennams))]
 	return Patient{

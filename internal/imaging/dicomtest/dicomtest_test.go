@@ -99,3 +99,23 @@ func TestImplicitHeader(t *testing.T) {
 		t.Error("implicit transfer syntax not in the file meta information")
 	}
 }
+
+func TestOverride(t *testing.T) {
+	ins, err := Generate(Options{Seed: 5, Patients: 2, Override: []Patient{{ID: "MRN-100000", NameHangul: "김^민수"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, _ := Generate(Options{Seed: 5, Patients: 2})
+	for i, in := range ins {
+		first := in.Patient.ID == "MRN-100000"
+		if first != (i < len(ins)/2) {
+			t.Errorf("instance %d: patient %q; want the override for patient 0 only", i, in.Patient.ID)
+		}
+		if first && (in.Patient.NameHangul != "김^민수" || in.Patient.NameLatin != plain[i].Patient.NameLatin) {
+			t.Errorf("instance %d: %+v, want the overridden ID and Hangul name, the generated rest", i, in.Patient)
+		}
+		if !bytes.Contains(in.Data, []byte(in.Patient.ID)) {
+			t.Errorf("instance %d: the file does not carry its patient's ID", i)
+		}
+	}
+}

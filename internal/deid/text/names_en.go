@@ -89,7 +89,7 @@ func nameRun(d *doc, i int) ([]namePart, int) {
 	k := i
 	for len(run) < 4 && k < len(d.toks) {
 		p, next, ok := readPart(d, k)
-		if !ok || stopPart(p.text) {
+		if !ok || !p.initial && stopPart(p.text) {
 			break
 		}
 		run = append(run, p)
@@ -253,6 +253,7 @@ func trimEponymTail(d *doc, run []namePart) []namePart {
 // orgWords end the names of organizations: "Patient Financial Services",
 // "Mercy General Hospital".
 var orgWords = lowerSet(strings.Fields(`Services Service Department Dept Center Centre Clinic Hospital
+	Living Care Residence Manor Village Lodge Gardens Estates Pavilion Hall Rounds
 	Medical University College Health Healthcare Group Associates Foundation Institute Program Team
 	Office Pharmacy Insurance Bank Company Inc LLC Corp Corporation Society Association Laboratory
 	Labs Hospice Home Church School Academy Agency Ministry Council Committee Board Network System

@@ -239,6 +239,9 @@ func surnameWithTitle(d *doc, i int) (Finding, bool) {
 	if !lex().koSurnames[w] || utf8.RuneCountInString(w) != 1 {
 		return Finding{}, false
 	}
+	if titleBefore(d, d.toks[i].start) { // "Dr. 박"
+		return Finding{Kind: Name, Start: d.toks[i].start, End: d.toks[i].end, Confidence: 0.7}, true
+	}
 	j := i + 1
 	if j+1 >= len(d.toks) || d.toks[j].kind != tSpace || d.toks[j].newline || d.toks[j+1].kind != tHangul {
 		return Finding{}, false

@@ -104,6 +104,7 @@ func TestFind(t *testing.T) {
 		{"given name inside a sentence", "Called Jennifer about the results.", []kt{{Name, "Jennifer"}}},
 		{"compact day-month-year", "Admit 05MAR2024, discharged 9Mar24.", []kt{{Date, "05MAR2024"}, {Date, "9Mar24"}}},
 		{"korean slash shorthand", "김영희/여/78 내원", []kt{{Name, "김영희"}}},
+		{"initials after titles", "CC: Dr. A. Rahman, Dr. 박", []kt{{Name, "A. Rahman"}, {Name, "박"}}},
 		{"weekday and ordinal", "Ran out on Sunday the 12th.", []kt{{Date, "Sunday the 12th"}}},
 		{"team before a korean name", "담당: 원무팀 김영란", []kt{{Name, "김영란"}}},
 		{"road with side street", "경기도 용인시 수지구 풍덕천로 123번길 45", []kt{{Address, "경기도 용인시 수지구 풍덕천로 123번길 45"}}},

@@ -126,7 +126,8 @@ func (a *Agent) send(ctx context.Context, alerts []Alert) error {
 }
 
 // Main runs "medsec guard agent --config FILE", writing alerts as JSON
-// lines to stdout until ctx ends. The CLI wires it.
+// lines to stdout, and to the hospital server when the configuration
+// names one, until ctx ends. The CLI wires it.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("guard agent", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -137,7 +138,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	cfg, err := LoadConfig(*path)
 	if err == nil {
-		err = run(ctx, cfg, stdout)
+		err = run(ctx, cfg, stdout, stderr)
 	}
 	if err != nil && !errors.Is(err, context.Canceled) {
 		fmt.Fprintf(stderr, "medsec guard agent: %v\n", err)
@@ -146,14 +147,69 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func run(ctx context.Context, cfg Config, stdout io.Writer) error {
+func run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	src, stop, err := SystemProcesses()
 	if err != nil {
 		return err
 	}
-	a, err := New(ctx, cfg, src, stop, &JSONLines{W: stdout})
+	sink, remote, err := sinkFor(cfg, stdout, stderr)
 	if err != nil {
 		return err
 	}
+	a, err := New(ctx, cfg, src, stop, sink)
+	if err != nil {
+		return err
+	}
+	if remote != nil {
+		go flushEvery(ctx, remote, FlushInterval)
+		defer finalFlush(remote)
+	}
 	return a.Run(ctx)
+}
+
+// FlushInterval is how often alerts waiting for the server are retried.
+const FlushInterval = 30 * time.Second
+
+// sinkFor writes alerts to stdout and, when a server is configured, sends
+// them there too.
+func sinkFor(cfg Config, stdout, stderr io.Writer) (Sink, *Remote, error) {
+	local := &JSONLines{W: stdout}
+	if cfg.Server == nil {
+		return local, nil, nil
+	}
+	remote, err := NewRemote(*cfg.Server)
+	if err != nil {
+		return nil, nil, err
+	}
+	remote.Warn = func(err error) { fmt.Fprintf(stderr, "medsec guard agent: %v; alerts wait and are sent again\n", err) }
+	return Tee{local, remote}, remote, nil
+}
+
+func flushEvery(ctx context.Context, r *Remote, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if r.Pending() > 0 {
+				if err := r.Flush(ctx); err != nil && r.Warn != nil {
+					r.Warn(err)
+				}
+			}
+		}
+	}
+}
+
+// finalFlush gives waiting alerts one last chance when the agent stops.
+func finalFlush(r *Remote) {
+	if r.Pending() == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := r.Flush(ctx); err != nil && r.Warn != nil {
+		r.Warn(fmt.Errorf("%d alerts were not delivered before the agent stopped: %w", r.Pending(), err))
+	}
 }

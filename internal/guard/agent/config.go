@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -37,6 +38,9 @@ type Config struct {
 	// BaselineFile keeps the integrity baseline across restarts, so a
 	// change made while the agent was down is still reported.
 	BaselineFile string `yaml:"baseline_file"`
+	// Server, when set, is where alerts go besides standard output: the
+	// hospital server, over mutual TLS.
+	Server *ServerConfig `yaml:"server"`
 }
 
 // AllowEntry is one allowlisted executable.
@@ -94,6 +98,9 @@ func (c *Config) validate() error {
 	}
 	if _, err := NewAllowlist(c.Allow); err != nil {
 		return fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	if s := c.Server; s != nil && (!strings.HasPrefix(s.URL, "https://") || s.Cert == "" || s.Key == "") {
+		return fmt.Errorf("%w: server needs an https:// url, cert and key", ErrConfig)
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -14,6 +15,7 @@ import (
 
 func newServeCmd() *cobra.Command {
 	var listen string
+	var anomalyEvery time.Duration
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the hospital server: records API, device-data ingestion, console and patient portal over HTTPS",
@@ -40,10 +42,14 @@ func newServeCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("listen on %s: %w", listen, err)
 			}
+			if anomalyEvery > 0 {
+				go h.Anomalies().Run(cmd.Context(), anomalyEvery)
+			}
 			logger.Info("medsec serving", "address", "https://"+ln.Addr().String(), "hospital", h.Config.Hospital.Name)
 			return srv.Serve(cmd.Context(), ln)
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "", "address to listen on (default: server.listen of the configuration)")
+	cmd.Flags().DurationVar(&anomalyEvery, "anomaly-every", 5*time.Minute, "scan the audit log for access anomalies this often (0: never; `medsec anomaly scan` runs one on demand)")
 	return cmd
 }

@@ -47,10 +47,13 @@ type Report struct {
 	Records     RecordsReport   `json:"records"`
 	Audit       AuditReport     `json:"audit"`
 	Destruction DestroyReport   `json:"destruction"`
-	PHD         PHDReport       `json:"phd"`
-	Plaintext   PlaintextReport `json:"plaintext"`
-	Staff       []StaffReport   `json:"staff"`
-	DurationMS  int64           `json:"duration_ms"`
+	// Access is what the shipped policy decided through the door for the
+	// four cases of issue 4 ("allow", "deny", "allow-flagged").
+	Access     map[string]string `json:"access"`
+	PHD        PHDReport         `json:"phd"`
+	Plaintext  PlaintextReport   `json:"plaintext"`
+	Staff      []StaffReport     `json:"staff"`
+	DurationMS int64             `json:"duration_ms"`
 }
 
 // PatientReport lists a synthetic patient's identifying values, so a test
@@ -120,6 +123,7 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 		{"register patients", s.registerPatients},
 		{"write records", s.writeRecords},
 		{"read as a physician", s.readAsPhysician},
+		{"access decisions", s.checkAccess},
 		{"device readings to the hospital", s.sendDeviceReadings},
 		{"verify the audit log", s.verifyAudit},
 		{"crypto-shred a patient", s.destroyPatient},

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/medsec/medsec/internal/access"
+	"github.com/medsec/medsec/internal/anomaly"
 	"github.com/medsec/medsec/internal/identity"
 	"github.com/medsec/medsec/internal/records"
 )
@@ -209,4 +211,22 @@ func (h *Hospital) Explain(ctx context.Context, x ExplainRequest) (access.Decisi
 		q.Emergency = &records.BreakGlassSession{Reason: x.BreakGlass, Started: now, Expires: now.Add(records.BreakGlassLimit)}
 	}
 	return h.decider.decide(ctx, q), nil
+}
+
+// Anomalies returns the access-anomaly detector over this installation's
+// audit log, raising alerts in its inbox.
+func (h *Hospital) Anomalies() *anomaly.Detector {
+	return anomaly.New(h.DB, h.Audit.Chain(), h.Alerts)
+}
+
+// ResolvePatient accepts a patient's internal id, FHIR id (pt-…) or audit
+// pseudonym (P-…) and returns the internal id.
+func (h *Hospital) ResolvePatient(ctx context.Context, ref string) (string, error) {
+	switch {
+	case strings.HasPrefix(ref, "P-"):
+		return h.Door.ResolvePseudonym(ctx, ref)
+	case strings.HasPrefix(ref, "pt-"):
+		return strings.Replace(ref, "-", "_", 1), nil
+	}
+	return ref, nil
 }

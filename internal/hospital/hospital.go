@@ -18,6 +18,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/medsec/medsec/internal/alerts"
+	"github.com/medsec/medsec/internal/anomaly"
 	"github.com/medsec/medsec/internal/audit"
 	"github.com/medsec/medsec/internal/config"
 	"github.com/medsec/medsec/internal/devices"
@@ -62,7 +63,7 @@ const (
 
 // migrations lists every component's schema in dependency order.
 func migrations() [][]store.Migration {
-	return [][]store.Migration{keys.Migrations, audit.Migrations, identity.Migrations, records.Migrations, alerts.Migrations, docsec.Migrations, devices.Migrations, ingest.Migrations, lifecycle.Migrations, provision.Migrations}
+	return [][]store.Migration{keys.Migrations, audit.Migrations, identity.Migrations, records.Migrations, alerts.Migrations, docsec.Migrations, anomaly.Migrations, devices.Migrations, ingest.Migrations, lifecycle.Migrations, provision.Migrations}
 }
 
 // OpenOptions says how to open an installation.

@@ -73,9 +73,13 @@ func TestRules(t *testing.T) {
 		events []audit.Event
 		want   map[string]int
 	}{
-		{"bulk reads after hours", repeat(21, func(i int) audit.Event { return read("st_a", "P-x", day.Add(23*time.Hour+time.Duration(i)*time.Minute)) }),
+		{"bulk reads after hours", repeat(21, func(i int) audit.Event {
+			return read("st_a", "P-x", day.Add(23*time.Hour+time.Duration(i)*time.Minute))
+		}),
 			map[string]int{"bulk-after-hours": 1}},
-		{"the same reads in the afternoon", repeat(21, func(i int) audit.Event { return read("st_a", "P-x", day.Add(14*time.Hour+time.Duration(i)*time.Minute)) }),
+		{"the same reads in the afternoon", repeat(21, func(i int) audit.Event {
+			return read("st_a", "P-x", day.Add(14*time.Hour+time.Duration(i)*time.Minute))
+		}),
 			map[string]int{}},
 		{"repeated denials", repeat(5, func(i int) audit.Event {
 			e := read("st_b", "P-y", day.Add(9*time.Hour+time.Duration(i)*time.Second))
@@ -131,11 +135,15 @@ func TestScanIsIncremental(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
 		f := newFixture(t, db)
-		f.append(t, repeat(15, func(i int) audit.Event { return read("st_a", "P-x", day.Add(23*time.Hour+time.Duration(i)*time.Minute)) })...)
+		f.append(t, repeat(15, func(i int) audit.Event {
+			return read("st_a", "P-x", day.Add(23*time.Hour+time.Duration(i)*time.Minute))
+		})...)
 		if rep, err := f.det.ScanAll(ctx); err != nil || rep.Alerts != 0 {
 			t.Fatalf("first scan: %+v, %v; want no alert at 15 reads", rep, err)
 		}
-		f.append(t, repeat(10, func(i int) audit.Event { return read("st_a", "P-x", day.Add(23*time.Hour+30*time.Minute+time.Duration(i)*time.Minute)) })...)
+		f.append(t, repeat(10, func(i int) audit.Event {
+			return read("st_a", "P-x", day.Add(23*time.Hour+30*time.Minute+time.Duration(i)*time.Minute))
+		})...)
 		rep, err := f.det.ScanAll(ctx)
 		if err != nil || rep.Events != 10 || rep.ByRule["bulk-after-hours"] != 1 {
 			t.Fatalf("second scan: %+v, %v; want the 10 new events to cross the threshold once", rep, err)

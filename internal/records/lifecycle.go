@@ -152,9 +152,9 @@ func (h Holdings) LastActivity() time.Time {
 	return last
 }
 
-// Holdings counts a patient's records by class for the data map and for
-// retention decisions. It is a read of the patient's lineage metadata
-// (class audit), decided and audited like any other read.
+// Holdings counts a patient's records by class for the data map. It is a
+// read of the patient's lineage metadata (class audit), decided and
+// audited like any other read.
 func (d *Door) Holdings(ctx context.Context, req Request, patientID string) (Holdings, error) {
 	facts, err := d.facts(ctx, d.db, patientID)
 	if err != nil {
@@ -167,15 +167,78 @@ func (d *Door) Holdings(ctx context.Context, req Request, patientID string) (Hol
 	if err := d.auditRead(ctx, a, ""); err != nil {
 		return Holdings{}, err
 	}
-	h := Holdings{PatientID: patientID, Pseudonym: facts.Pseudonym}
-	if h.Registered, err = d.registered(ctx, patientID); err != nil {
+	return d.holdings(ctx, facts)
+}
+
+// Inventory is Holdings for medsec's own jobs: the retention run and an
+// erasure weigh a patient's classes and dates before they destroy
+// anything. Like Facts it hands out no content and nothing reaches a
+// person, so it is neither decided nor audited; the destruction it leads
+// to is both.
+func (d *Door) Inventory(ctx context.Context, patientID string) (Holdings, error) {
+	facts, err := d.facts(ctx, d.db, patientID)
+	if err != nil {
+		return Holdings{}, err
+	}
+	return d.holdings(ctx, facts)
+}
+
+// PatientHoldings is the data map's count of the patient's own record, for
+// the patient signed in to the portal ("where is my data?"). Audited.
+func (d *Door) PatientHoldings(ctx context.Context, p PatientPrincipal) (Holdings, error) {
+	if !p.verified {
+		return Holdings{}, ErrUnauthenticated
+	}
+	facts, err := d.facts(ctx, d.db, p.patientID)
+	if err != nil {
+		return Holdings{}, err
+	}
+	if _, err := d.log.Append(ctx, d.patientEvent(p, "audit.search", "Patient/"+p.Pseudonym+"/holdings", audit.Success, "the patient traced their own data")); err != nil {
+		return Holdings{}, fmt.Errorf("audit before data: %w", err)
+	}
+	return d.holdings(ctx, facts)
+}
+
+// PatientExport gives the patient signed in to the portal a copy of their
+// whole record (demographics and every class) as one audited operation.
+func (d *Door) PatientExport(ctx context.Context, p PatientPrincipal, reason string) (Extract, error) {
+	if !p.verified {
+		return Extract{}, ErrUnauthenticated
+	}
+	facts, err := d.facts(ctx, d.db, p.patientID)
+	if err != nil {
+		return Extract{}, err
+	}
+	pk, err := d.patientKey(ctx, facts)
+	if err != nil {
+		return Extract{}, err
+	}
+	classes, err := d.classHoldings(ctx, p.patientID)
+	if err != nil {
+		return Extract{}, err
+	}
+	accesses := []*access{{class: ClassDemographics}}
+	for _, c := range classes {
+		accesses = append(accesses, &access{class: c.Class})
+	}
+	ev := d.patientEvent(p, "patient.export", "Patient/"+p.Pseudonym, audit.Success, reason)
+	if _, err := d.log.Append(ctx, ev); err != nil {
+		return Extract{}, fmt.Errorf("audit before data: %w", err)
+	}
+	return d.readExtract(ctx, pk, facts, accesses)
+}
+
+func (d *Door) holdings(ctx context.Context, facts *PatientFacts) (Holdings, error) {
+	h := Holdings{PatientID: facts.ID, Pseudonym: facts.Pseudonym}
+	var err error
+	if h.Registered, err = d.registered(ctx, facts.ID); err != nil {
 		return Holdings{}, err
 	}
 	if facts.Destroyed {
 		_, kerr := d.patientKey(ctx, facts)
 		errors.As(kerr, &h.Destroyed)
 	}
-	h.Classes, err = d.classHoldings(ctx, patientID)
+	h.Classes, err = d.classHoldings(ctx, facts.ID)
 	return h, err
 }
 

@@ -77,3 +77,15 @@ func BenchmarkSHA256(b *testing.B) {
 		sha256.Sum256(buf)
 	}
 }
+
+// BenchmarkCommitBatch measures the writer alone: full group commits of
+// 2,000 events (the most a commit takes), one transaction and fsync each.
+func BenchmarkCommitBatch(b *testing.B) {
+	f := newBenchFixture(b)
+	ev := testEvent(1)
+	b.ResetTimer()
+	for range b.N {
+		fillBatch(b, f, ev, 2000)
+	}
+	b.ReportMetric(float64(b.N*2000)/b.Elapsed().Seconds(), "events/s")
+}

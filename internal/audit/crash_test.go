@@ -1,9 +1,9 @@
 package audit
 
 import (
-	"crypto/rand"
 	"bufio"
 	"context"
+	"crypto/rand"
 	"encoding/hex"
 	"fmt"
 	"os"

@@ -5,13 +5,16 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"database/sql"
 	"errors"
 	"fmt"
+	"hash"
 	"io/fs"
 	"runtime"
 	"sort"
 
 	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/medsec/medsec/internal/store"
@@ -155,102 +158,106 @@ func (vf *Verifier) checkpoints(ctx context.Context) ([]Checkpoint, error) {
 	return out, nil
 }
 
-// verifyBatch is a run of consecutive rows checked by a worker.
-type verifyBatch struct {
-	idx    []int64
-	events [][]byte
-	macs   [][]byte
-	hashes [][]byte
-	bad    int // position of the first row whose MAC fails, or -1
-	done   chan struct{}
+// verifyChunk is one range of indexes, read and hashed by one worker.
+type verifyChunk struct {
+	from, to uint64 // the index range [from, to)
+	idx      []int64
+	hashes   [][32]byte
+	bad      int // position of the first row whose MAC fails, or -1
+	err      error
+	done     chan struct{}
 }
 
-const verifyBatchSize = 2048
+// verifyChunkSize balances parallelism against memory held in flight.
+const verifyChunkSize = 16384
 
-// walk streams the rows in index order; workers hash and check MACs in
-// parallel, and the tree is extended in order.
+// walk reads the chain in index ranges on several connections at once; each
+// worker hashes its rows and checks their MACs as it reads them, and the
+// tree is extended in order.
 func (vf *Verifier) walk(ctx context.Context, res *Verification, cps []Checkpoint) error {
+	var lo, hi sql.NullInt64
+	if err := vf.DB.QueryRow(ctx, `SELECT MIN(idx), MAX(idx) FROM audit_events WHERE chain = ?`, vf.Chain).Scan(&lo, &hi); err != nil {
+		return fmt.Errorf("read audit events: %w", err)
+	}
+	if lo.Valid && lo.Int64 < 0 {
+		return res.mark(0, fmt.Sprintf("an event with index %d was inserted", lo.Int64))
+	}
+	end := uint64(0)
+	if hi.Valid {
+		end = uint64(hi.Int64) + 1
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	work := make(chan *verifyBatch, 8)
-	ordered := make(chan *verifyBatch, 8)
-	readErr := make(chan error, 1)
-	go func() { readErr <- vf.read(ctx, work, ordered) }()
 	workers := runtime.GOMAXPROCS(0)
+	ordered := make(chan *verifyChunk, 2*workers)
+	jobs := make(chan *verifyChunk, 2*workers)
+	go produceChunks(ctx, end, ordered, jobs)
 	for range workers {
-		go vf.hashWorker(work)
+		go vf.chunkWorker(ctx, jobs)
 	}
 	err := vf.fold(res, cps, ordered)
 	cancel()
-	for range ordered { // let the reader finish
-	}
-	if rerr := <-readErr; rerr != nil && err == nil && !errors.Is(rerr, context.Canceled) {
-		return fmt.Errorf("read audit events: %w", rerr)
+	for range ordered { // let the producer finish
 	}
 	return err
 }
 
-func (vf *Verifier) read(ctx context.Context, work, ordered chan<- *verifyBatch) error {
-	defer close(work)
+func produceChunks(ctx context.Context, end uint64, ordered, jobs chan<- *verifyChunk) {
 	defer close(ordered)
-	rows, err := vf.DB.Query(ctx, `SELECT idx, event, mac FROM audit_events WHERE chain = ? ORDER BY idx`, vf.Chain)
+	defer close(jobs)
+	for from := uint64(0); from < end; from += verifyChunkSize {
+		c := &verifyChunk{from: from, to: min(from+verifyChunkSize, end), bad: -1, done: make(chan struct{})}
+		select {
+		case ordered <- c:
+		case <-ctx.Done():
+			return
+		}
+		jobs <- c
+	}
+}
+
+func (vf *Verifier) chunkWorker(ctx context.Context, jobs <-chan *verifyChunk) {
+	h := sha256.New()
+	mac := hmac.New(sha256.New, vf.MACKey)
+	for c := range jobs {
+		c.err = vf.readChunk(ctx, c, h, mac)
+		close(c.done)
+	}
+}
+
+// readChunk hashes the chunk's rows straight from the driver's buffers.
+func (vf *Verifier) readChunk(ctx context.Context, c *verifyChunk, h, mac hash.Hash) error {
+	rows, err := vf.DB.Query(ctx, `SELECT idx, event, mac FROM audit_events WHERE chain = ? AND idx >= ? AND idx < ? ORDER BY idx`,
+		vf.Chain, int64(c.from), int64(c.to))
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
-	b := newVerifyBatch()
+	c.idx = make([]int64, 0, c.to-c.from)
+	c.hashes = make([][32]byte, 0, c.to-c.from)
+	var sum [32]byte
 	for rows.Next() {
 		var idx int64
-		var ev, mac []byte
-		if err := rows.Scan(&idx, &ev, &mac); err != nil {
+		var ev, m sql.RawBytes
+		if err := rows.Scan(&idx, &ev, &m); err != nil {
 			return err
 		}
-		b.idx, b.events, b.macs = append(b.idx, idx), append(b.events, ev), append(b.macs, mac)
-		if len(b.idx) == verifyBatchSize {
-			if !send(ctx, b, work, ordered) {
-				return ctx.Err()
-			}
-			b = newVerifyBatch()
+		h.Reset()
+		h.Write([]byte{rfc6962.RFC6962LeafHashPrefix})
+		h.Write(ev)
+		h.Sum(sum[:0])
+		if c.bad < 0 && !hmac.Equal(rowMAC(mac, vf.Chain, uint64(idx), sum[:]), m) {
+			c.bad = len(c.idx)
 		}
-	}
-	if len(b.idx) > 0 {
-		send(ctx, b, work, ordered)
+		c.idx = append(c.idx, idx)
+		c.hashes = append(c.hashes, sum)
 	}
 	return rows.Err()
 }
 
-func newVerifyBatch() *verifyBatch {
-	return &verifyBatch{bad: -1, done: make(chan struct{})}
-}
-
-func send(ctx context.Context, b *verifyBatch, work, ordered chan<- *verifyBatch) bool {
-	select {
-	case ordered <- b:
-	case <-ctx.Done():
-		return false
-	}
-	work <- b
-	return true
-}
-
-func (vf *Verifier) hashWorker(work <-chan *verifyBatch) {
-	mac := hmac.New(sha256.New, vf.MACKey)
-	for b := range work {
-		b.hashes = make([][]byte, len(b.events))
-		for i, ev := range b.events {
-			lh := hasher.HashLeaf(ev)
-			b.hashes[i] = lh
-			if b.bad < 0 && (b.idx[i] < 0 || !hmac.Equal(rowMAC(mac, vf.Chain, uint64(b.idx[i]), lh), b.macs[i])) {
-				b.bad = i
-			}
-		}
-		close(b.done)
-	}
-}
-
-// fold checks order and MACs batch by batch, extends the tree and compares
+// fold checks order and MACs chunk by chunk, extends the tree and compares
 // its root with each checkpoint as the tree reaches the checkpoint's size.
-func (vf *Verifier) fold(res *Verification, cps []Checkpoint, ordered <-chan *verifyBatch) error {
+func (vf *Verifier) fold(res *Verification, cps []Checkpoint, ordered <-chan *verifyChunk) error {
 	rng := (&compact.RangeFactory{Hash: hasher.HashChildren}).NewEmptyRange(0)
 	next := 0 // next checkpoint to check
 	for next < len(cps) && cps[next].Size == 0 {
@@ -260,17 +267,20 @@ func (vf *Verifier) fold(res *Verification, cps []Checkpoint, ordered <-chan *ve
 		res.Checkpoints++
 		next++
 	}
-	for b := range ordered {
-		<-b.done
-		for i := range b.idx {
+	for c := range ordered {
+		<-c.done
+		if c.err != nil {
+			return fmt.Errorf("read audit events: %w", c.err)
+		}
+		for i := range c.idx {
 			want := rng.End()
-			if uint64(b.idx[i]) != want {
-				return res.mark(int64(want), fmt.Sprintf("event %d is missing (deleted), the next stored is %d", want, b.idx[i]))
+			if uint64(c.idx[i]) != want {
+				return res.mark(int64(want), fmt.Sprintf("event %d is missing (deleted), the next stored is %d", want, c.idx[i]))
 			}
-			if i == b.bad || (b.bad >= 0 && i > b.bad) {
+			if c.bad >= 0 && i >= c.bad {
 				return res.mark(int64(want), "the event's content or position was changed, or it was inserted (its MAC does not match)")
 			}
-			rng.Append(b.hashes[i], nil)
+			rng.Append(c.hashes[i][:], nil)
 			res.Events = rng.End()
 			for next < len(cps) && cps[next].Size == rng.End() {
 				root, _ := rng.GetRootHash(nil)
@@ -280,6 +290,9 @@ func (vf *Verifier) fold(res *Verification, cps []Checkpoint, ordered <-chan *ve
 				res.Checkpoints++
 				next++
 			}
+		}
+		if want := rng.End(); want < c.to {
+			return res.mark(int64(want), fmt.Sprintf("event %d is missing (deleted)", want))
 		}
 	}
 	return nil

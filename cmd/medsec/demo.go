@@ -65,6 +65,10 @@ func printReport(w io.Writer, r *demo.Report) {
 	fmt.Fprintf(w, "    read now fails with        %s\n", r.Destruction.ReadError)
 	fmt.Fprintf(w, "    audit still verifies       %s\n", ok(r.Destruction.AuditVerifiedAfter))
 	fmt.Fprintf(w, "  device readings (PHD)        %d sent, %d stored via %s, %d forged refused\n", r.PHD.Sent, r.PHD.Stored, r.PHD.Gateway, r.PHD.RejectedForged)
+	fmt.Fprintf(w, "  imaging CD import (PACS)     %d images stored (%d study), %d quarantined\n", r.Imaging.Stored, r.Imaging.Studies, r.Imaging.Quarantined)
+	for _, why := range r.Imaging.Why {
+		fmt.Fprintf(w, "    kept out                   %s\n", why)
+	}
 	fmt.Fprintf(w, "  plaintext PHI in data files  %d found in %d file reads\n", r.Plaintext.Hits, r.Plaintext.FilesScanned)
 	if r.Dir != "" {
 		fmt.Fprintf(w, "  data directory (kept)        %s\n", r.Dir)

@@ -68,6 +68,7 @@ AI datasets, sealed provision to other organizations, and crypto-shredding.`,
 	root.PersistentFlags().String("db", "", "PostgreSQL connection string (postgres://…) instead of the embedded SQLite file")
 	root.AddCommand(newInitCmd(), newDemoCmd(), newServeCmd(), newKeysCmd(), newAuditCmd(), newVersionCmd(), newPolicyCmd(), newAnomalyCmd(),
 		newDeviceCmd(), newGatewayCmd(), newBenchCmd())
+	root.AddCommand(newScanCmd(), newImportCmd(), newQuarantineCmd(), newImagingCmd(), newDeidCmd(), newGuardCmd())
 	return root
 }
 

@@ -18,6 +18,8 @@ func TestMain(m *testing.M) {
 		// sql runs a statement on an installation's SQLite file behind
 		// medsec's back, as an intruder with file access would.
 		"sql": func() { os.Exit(sqlCmd(os.Args[1:])) },
+		// mkcd writes an imaging CD tree: a study, a polyglot, autorun.
+		"mkcd": func() { os.Exit(mkcdCmd(os.Args[1:])) },
 	})
 }
 

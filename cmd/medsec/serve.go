@@ -35,6 +35,9 @@ func newServeCmd() *cobra.Command {
 				return err
 			}
 			srv.Mount("/fhir", fhirapi.New(h, fhirapi.Options{Logger: logger, Documents: h.Documents}))
+			if err := mountGuard(cmd.Context(), srv, h); err != nil {
+				return err
+			}
 			if listen == "" {
 				listen = h.Config.Server.Listen
 			}

@@ -51,6 +51,7 @@ type Report struct {
 	// four cases of issue 4 ("allow", "deny", "allow-flagged").
 	Access     map[string]string `json:"access"`
 	PHD        PHDReport         `json:"phd"`
+	Imaging    ImagingReport     `json:"imaging"`
 	Plaintext  PlaintextReport   `json:"plaintext"`
 	Staff      []StaffReport     `json:"staff"`
 	DurationMS int64             `json:"duration_ms"`
@@ -125,6 +126,7 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 		{"read as a physician", s.readAsPhysician},
 		{"access decisions", s.checkAccess},
 		{"device readings to the hospital", s.sendDeviceReadings},
+		{"import imaging media", s.importImaging},
 		{"verify the audit log", s.verifyAudit},
 		{"crypto-shred a patient", s.destroyPatient},
 	}

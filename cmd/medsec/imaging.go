@@ -1,0 +1,474 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/medsec/medsec/internal/guard"
+	"github.com/medsec/medsec/internal/hospital"
+	"github.com/medsec/medsec/internal/identity"
+	"github.com/medsec/medsec/internal/imaging"
+	"github.com/medsec/medsec/internal/records"
+)
+
+// openIntake builds the imaging intake of an open installation.
+func openIntake(cmd *cobra.Command, h *hospital.Hospital, scan guard.Config) (*imaging.Intake, error) {
+	return imaging.New(cmd.Context(), imaging.Config{DB: h.DB, Keys: h.Keys, Audit: h.Audit, Door: h.Door, Alerts: h.Alerts, Scan: scan})
+}
+
+// scanFlags are the scanner options import shares with scan.
+type scanFlags struct{ clamd, deny string }
+
+func (f *scanFlags) add(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.clamd, "clamd", "", "also scan with ClamAV: unix:/path/clamd.ctl or tcp:host:3310")
+	cmd.Flags().StringVar(&f.deny, "deny", "", "file of SHA-256 digests of known malicious files")
+}
+
+func (f *scanFlags) config(cmd *cobra.Command) (guard.Config, error) {
+	var cfg guard.Config
+	if f.deny != "" {
+		d, err := guard.LoadDenyList(f.deny)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.DenyList = d
+	}
+	if f.clamd != "" {
+		c, err := guard.NewClamd(f.clamd)
+		if err != nil {
+			return cfg, err
+		}
+		if err := c.Ping(cmd.Context()); err != nil {
+			return cfg, fmt.Errorf("clamd at %s does not answer: %w", c, err)
+		}
+		cfg.Clamd = c
+	}
+	return cfg, nil
+}
+
+func newImportCmd() *cobra.Command {
+	var origin string
+	var asJSON bool
+	var sf scanFlags
+	cmd := &cobra.Command{
+		Use:   "import PATH... --origin TEXT",
+		Short: "Import imaging media (a CD/DVD/USB tree, .iso, zip) into PACS: scanned file by file, clean DICOM stored sealed, the rest quarantined",
+		Long: `import scans every file of the media with medsec's detectors (and ClamAV with
+--clamd). Each DICOM image that passes is matched to its patient by the
+Patient ID (the hospital's MRN), stored sealed with the patient's key with
+its preamble zeroed, and indexed by study, series and instance UID. Every
+file that fails is quarantined, sealed, with its findings and an alert for
+the security officer: see 'medsec quarantine'. --origin says where the
+media came from; it is written into every audit event of the import.
+Exit status 1 when any file was quarantined or could not be imported.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			scan, err := sf.config(cmd)
+			if err != nil {
+				return err
+			}
+			h, err := openHospital(cmd)
+			if err != nil {
+				return err
+			}
+			defer h.Close(cmd.Context())
+			bar := newScanBar(cmd.ErrOrStderr(), "importing")
+			scan.Progress = bar.update
+			in, err := openIntake(cmd, h, scan)
+			if err != nil {
+				return err
+			}
+			rep, err := in.Import(cmd.Context(), imaging.Request{Paths: args, Origin: origin, Operator: cliActor()})
+			bar.finish()
+			if rep != nil {
+				if werr := writeImport(cmd.OutOrStdout(), rep, args, asJSON); werr != nil {
+					return werr
+				}
+			}
+			if err != nil {
+				return err
+			}
+			if rep.Quarantined+rep.Failed > 0 {
+				return exitError{code: 1}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&origin, "origin", "", `where the media came from, e.g. "CD from Busan clinic, MRI 2024-05-01" (never a patient's name)`)
+	cmd.MarkFlagRequired("origin")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the import report as JSON")
+	sf.add(cmd)
+	return cmd
+}
+
+// scanBar is a progress bar on a terminal and nothing elsewhere.
+type scanBar struct{ bar *progressbar.ProgressBar }
+
+func newScanBar(w io.Writer, what string) *scanBar {
+	if !isTerminal(w) {
+		return &scanBar{}
+	}
+	return &scanBar{bar: progressbar.NewOptions64(-1, progressbar.OptionSetWriter(w), progressbar.OptionSetDescription(what),
+		progressbar.OptionShowCount(), progressbar.OptionClearOnFinish())}
+}
+
+func (b *scanBar) update(p guard.Progress) {
+	if b.bar == nil {
+		return
+	}
+	if p.WalkDone && b.bar.GetMax64() != int64(p.Found) {
+		b.bar.ChangeMax64(int64(p.Found))
+	}
+	b.bar.Set(p.Files)
+}
+
+func (b *scanBar) finish() {
+	if b.bar != nil {
+		b.bar.Finish()
+	}
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+func writeImport(w io.Writer, rep *imaging.Report, roots []string, asJSON bool) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, f := range rep.Files {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", outcomeLabel(f.Outcome), shortPath(f.Path, roots), outcomeDetail(f))
+	}
+	tw.Flush()
+	_, err := fmt.Fprintf(w, "import %s from %q: %d files; %d stored (%d studies), %d already stored, %d quarantined, %d skipped, %d unreadable, %d failed\n",
+		rep.ID, rep.Origin, rep.Scan.Files, rep.Stored, rep.Studies, rep.Duplicates, rep.Quarantined, rep.Skipped, rep.Unreadable, rep.Failed)
+	return err
+}
+
+func outcomeLabel(o string) string {
+	if o == imaging.Quarantined || o == imaging.Failed || o == imaging.Unreadable {
+		return strings.ToUpper(o)
+	}
+	return o
+}
+
+func outcomeDetail(f imaging.FileOutcome) string {
+	switch {
+	case f.Outcome == imaging.Stored || f.Outcome == imaging.Duplicate:
+		return fmt.Sprintf("%s (patient %s)", f.Instance, f.Patient)
+	case f.Quarantine != "":
+		return f.Reason + " [" + f.Quarantine + "]"
+	case f.Reason == "" && len(f.Findings) > 0:
+		return f.Findings[0].Reason
+	}
+	return f.Reason
+}
+
+// shortPath shows a path relative to the media root it was found under.
+func shortPath(p string, roots []string) string {
+	for _, r := range roots {
+		if rel, err := filepath.Rel(r, p); err == nil && !strings.HasPrefix(rel, "..") && rel != "." {
+			return filepath.ToSlash(rel)
+		}
+	}
+	return p
+}
+
+func newQuarantineCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "quarantine", Short: "List, show, release or delete files an import kept out"}
+	cmd.AddCommand(newQuarantineListCmd(), newQuarantineShowCmd(), newQuarantineDecideCmd("release"), newQuarantineDecideCmd("delete"))
+	return cmd
+}
+
+func newQuarantineListCmd() *cobra.Command {
+	var state string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List quarantined files with why they were kept out",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			switch state {
+			case "all":
+				state = ""
+			case imaging.StateHeld, imaging.StateReleased, imaging.StateDeleted:
+			default:
+				return fmt.Errorf("--state %q: use held, released, deleted or all", state)
+			}
+			return withIntake(cmd, func(in *intakeCLI) error {
+				items, err := in.Quarantined(cmd.Context(), imaging.Filter{State: state})
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return writeIndentedJSON(cmd.OutOrStdout(), items)
+				}
+				return writeItems(cmd.OutOrStdout(), items)
+			})
+		},
+	}
+	cmd.Flags().StringVar(&state, "state", imaging.StateHeld, "held, released, deleted or all")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func writeItems(w io.Writer, items []imaging.Item) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSTATE\tSEVERITY\tDETECTORS\tHELD\tORIGIN\tFILE")
+	for _, it := range items {
+		dets := make([]string, len(it.Detectors))
+		for i, d := range it.Detectors {
+			dets[i] = string(d)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", it.ID, it.State, it.Severity, strings.Join(dets, ","),
+			it.HeldAt.Format(time.DateTime), it.Origin, it.Name)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(w, "%d files\n", len(items))
+	return err
+}
+
+func newQuarantineShowCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "show ID",
+		Short: "Show one quarantined file and every finding against it",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withIntake(cmd, func(in *intakeCLI) error {
+				it, err := in.QuarantineItem(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return writeIndentedJSON(cmd.OutOrStdout(), it)
+				}
+				return writeItem(cmd.OutOrStdout(), it)
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func writeItem(w io.Writer, it imaging.Item) error {
+	fmt.Fprintf(w, "%s: %s, %s\n  file     %s\n  origin   %s (import %s)\n  sha256   %s, %d bytes, content kept: %v\n  held     %s\n",
+		it.ID, it.State, it.Severity, it.Name, it.Origin, it.ImportID, it.SHA256, it.Size, it.Kept, it.HeldAt.Format(time.DateTime))
+	if !it.DecidedAt.IsZero() {
+		fmt.Fprintf(w, "  decided  %s by %s: %s\n", it.DecidedAt.Format(time.DateTime), it.DecidedBy, it.Decision)
+	}
+	for _, f := range it.Findings {
+		fmt.Fprintf(w, "  finding  %s: %s: %s\n", f.Detector, f.Severity, f.Reason)
+	}
+	return nil
+}
+
+func newQuarantineDecideCmd(action string) *cobra.Command {
+	var reason, out string
+	cmd := &cobra.Command{
+		Use:   action + " ID --reason TEXT --as USER --totp CODE",
+		Short: "As the security officer, " + action + " a quarantined file (with a reason, audited)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withIntake(cmd, func(in *intakeCLI) error {
+				h := in.Hospital
+				who, logout, err := signIn(cmd, h)
+				if err != nil {
+					return err
+				}
+				defer logout()
+				d := imaging.Decision{Who: who, Reason: reason}
+				if action == "delete" {
+					it, err := in.Delete(cmd.Context(), d, args[0])
+					if err == nil {
+						fmt.Fprintf(cmd.OutOrStdout(), "deleted %s (%s): content destroyed, record kept\n", it.ID, it.Name)
+					}
+					return err
+				}
+				return releaseQuarantined(cmd, in, d, args[0], out)
+			})
+		},
+	}
+	cmd.Flags().StringVar(&reason, "reason", "", "why (written into the audit log)")
+	cmd.MarkFlagRequired("reason")
+	if action == "release" {
+		cmd.Flags().StringVar(&out, "out", "", "also write the released file here (required for a file that is not a DICOM image)")
+	}
+	addSignInFlags(cmd)
+	return cmd
+}
+
+func releaseQuarantined(cmd *cobra.Command, in *intakeCLI, d imaging.Decision, id, out string) error {
+	var f *os.File
+	if out != "" {
+		var err error
+		if f, err = os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); err != nil {
+			return err
+		}
+		d.Out = f
+	}
+	rel, err := in.Release(cmd.Context(), d, id)
+	if f != nil {
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			os.Remove(out)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	msg := "released " + rel.Item.ID
+	if rel.Stored != nil {
+		msg += fmt.Sprintf(": stored as %s for patient %s (preamble zeroed)", rel.Stored.ID, rel.Stored.Pseudonym)
+	}
+	if rel.Written > 0 {
+		msg += fmt.Sprintf("; %d bytes written to %s", rel.Written, out)
+	}
+	fmt.Fprintln(cmd.OutOrStdout(), msg)
+	return nil
+}
+
+// intakeCLI is the intake with the installation it runs on.
+type intakeCLI struct {
+	*imaging.Intake
+	Hospital *hospital.Hospital
+}
+
+// withIntake opens the installation and its intake for one command.
+func withIntake(cmd *cobra.Command, fn func(in *intakeCLI) error) error {
+	h, err := openHospital(cmd)
+	if err != nil {
+		return err
+	}
+	defer h.Close(cmd.Context())
+	in, err := openIntake(cmd, h, guard.Config{})
+	if err != nil {
+		return err
+	}
+	return fn(&intakeCLI{Intake: in, Hospital: h})
+}
+
+func writeIndentedJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func newImagingCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "imaging", Short: "Read stored imaging through the one door"}
+	cmd.AddCommand(newImagingStudyCmd())
+	return cmd
+}
+
+func newImagingStudyCmd() *cobra.Command {
+	var out, purpose string
+	cmd := &cobra.Command{
+		Use:   "study STUDY_UID --out DIR --as USER",
+		Short: "Write a stored study's DICOM files to DIR, as a member of staff whom the policy allows (audited)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			h, err := openHospital(cmd)
+			if err != nil {
+				return err
+			}
+			defer h.Close(cmd.Context())
+			who, logout, err := signIn(cmd, h)
+			if err != nil {
+				return err
+			}
+			defer logout()
+			ins, err := h.Door.ImagingStudy(cmd.Context(), records.Request{Who: who, Purpose: purpose}, args[0])
+			if err != nil {
+				return err
+			}
+			return writeStudy(cmd.OutOrStdout(), out, ins)
+		},
+	}
+	cmd.Flags().StringVar(&out, "out", "", "directory to write the files into (created; must not exist)")
+	cmd.MarkFlagRequired("out")
+	cmd.Flags().StringVar(&purpose, "purpose", "TREAT", "purpose of use (HL7 PurposeOfUse)")
+	addSignInFlags(cmd)
+	return cmd
+}
+
+func writeStudy(w io.Writer, dir string, ins []records.ImagingInstance) error {
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return err
+	}
+	for _, in := range ins {
+		name := filepath.Join(dir, in.ID+".dcm")
+		if err := os.WriteFile(name, in.Data, 0o600); err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d bytes\n", name, in.Modality, in.SeriesUID, in.InstanceUID, in.Size)
+	}
+	_, err := fmt.Fprintf(w, "%d instances of patient %s\n", len(ins), ins[0].Pseudonym)
+	return err
+}
+
+// addSignInFlags adds the member of staff who acts: --as and --totp.
+func addSignInFlags(cmd *cobra.Command) {
+	cmd.Flags().String("as", "", "user name of the member of staff who acts (password from MEDSEC_STAFF_PASSWORD or a prompt)")
+	cmd.Flags().String("totp", "", "one-time code of their authenticator (or MEDSEC_STAFF_TOTP); a security officer needs one")
+}
+
+// signIn opens a session for the member of staff named by --as, with the
+// second factor when a code is given, and returns a logout for the end.
+func signIn(cmd *cobra.Command, h *hospital.Hospital) (identity.Principal, func(), error) {
+	user, _ := cmd.Flags().GetString("as")
+	if user == "" {
+		return identity.Principal{}, nil, errors.New("name the member of staff who does this with --as USERNAME")
+	}
+	pw, err := staffSecret("MEDSEC_STAFF_PASSWORD", "Password for "+user)
+	if err != nil {
+		return identity.Principal{}, nil, err
+	}
+	code, _ := cmd.Flags().GetString("totp")
+	if code == "" {
+		code = os.Getenv("MEDSEC_STAFF_TOTP")
+	}
+	_, token, err := h.Staff.Login(cmd.Context(), identity.LoginRequest{Username: user, Password: pw, TOTP: code, Source: cliActor()})
+	if err != nil {
+		return identity.Principal{}, nil, fmt.Errorf("sign in %s: %w", user, err)
+	}
+	p, err := h.Staff.Sessions.Authenticate(cmd.Context(), token, cliActor())
+	if err != nil {
+		return identity.Principal{}, nil, err
+	}
+	return p, func() { h.Staff.Sessions.Logout(cmd.Context(), token, cliActor()) }, nil
+}
+
+// staffSecret reads a secret from the environment or, on a terminal, a
+// prompt without echo.
+func staffSecret(env, prompt string) (string, error) {
+	if v := os.Getenv(env); v != "" {
+		return v, nil
+	}
+	fd := int(os.Stdin.Fd())
+	if !term.IsTerminal(fd) {
+		return "", fmt.Errorf("no password: set %s or run on a terminal to be asked", env)
+	}
+	fmt.Fprint(os.Stderr, prompt+": ")
+	b, err := term.ReadPassword(fd)
+	fmt.Fprintln(os.Stderr)
+	return string(b), err
+}

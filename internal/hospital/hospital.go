@@ -23,7 +23,9 @@ import (
 	"github.com/medsec/medsec/internal/config"
 	"github.com/medsec/medsec/internal/devices"
 	"github.com/medsec/medsec/internal/docsec"
+	"github.com/medsec/medsec/internal/guard/workstation"
 	"github.com/medsec/medsec/internal/identity"
+	"github.com/medsec/medsec/internal/imaging"
 	"github.com/medsec/medsec/internal/ingest"
 	"github.com/medsec/medsec/internal/keys"
 	"github.com/medsec/medsec/internal/lifecycle"
@@ -63,7 +65,7 @@ const (
 
 // migrations lists every component's schema in dependency order.
 func migrations() [][]store.Migration {
-	return [][]store.Migration{keys.Migrations, audit.Migrations, identity.Migrations, records.Migrations, alerts.Migrations, docsec.Migrations, anomaly.Migrations, devices.Migrations, ingest.Migrations, lifecycle.Migrations, provision.Migrations}
+	return [][]store.Migration{keys.Migrations, audit.Migrations, identity.Migrations, records.Migrations, alerts.Migrations, docsec.Migrations, anomaly.Migrations, devices.Migrations, ingest.Migrations, lifecycle.Migrations, provision.Migrations, imaging.Migrations, workstation.Migrations}
 }
 
 // OpenOptions says how to open an installation.

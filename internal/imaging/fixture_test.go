@@ -34,7 +34,7 @@ type fixture struct {
 
 const testMRN = "MRN-100000"
 
-func newFixture(t *testing.T, scan guard.Config) *fixture {
+func newFixture(t testing.TB, scan guard.Config) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "h")
@@ -62,7 +62,7 @@ func newFixture(t *testing.T, scan guard.Config) *fixture {
 	return f
 }
 
-func (f *fixture) hire(t *testing.T, n identity.NewStaff) identity.Principal {
+func (f *fixture) hire(t testing.TB, n identity.NewStaff) identity.Principal {
 	t.Helper()
 	n.Password = f.password
 	if _, err := f.h.Staff.Create(context.Background(), n); err != nil {
@@ -76,7 +76,7 @@ func (f *fixture) hire(t *testing.T, n identity.NewStaff) identity.Principal {
 }
 
 // hireOfficer makes a security officer who signs in with password and TOTP.
-func (f *fixture) hireOfficer(t *testing.T, name string) identity.Principal {
+func (f *fixture) hireOfficer(t testing.TB, name string) identity.Principal {
 	t.Helper()
 	ctx := context.Background()
 	who := f.hire(t, identity.NewStaff{Username: name, DisplayName: name, Role: identity.RoleSecurityOfficer, Department: "security"})
@@ -104,7 +104,7 @@ func (f *fixture) hireOfficer(t *testing.T, name string) identity.Principal {
 	return p
 }
 
-func (f *fixture) register(t *testing.T, mrn, name string) records.Patient {
+func (f *fixture) register(t testing.TB, mrn, name string) records.Patient {
 	t.Helper()
 	p, err := f.h.Door.RegisterPatient(context.Background(), records.Request{Who: f.clerk, Purpose: "TREAT"}, records.Patient{
 		Name: name, MRN: mrn, Department: "internal_medicine", Ward: "5A", Attending: f.doctor.ID,

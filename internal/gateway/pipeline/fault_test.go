@@ -489,4 +489,3 @@ func (in *installation) checkExactlyOnce(t *testing.T, l *ledger) {
 		t.Errorf("%d acknowledged messages lost, %d stored more than once, %d stored in all for %d acknowledged", lost, twice, len(stored), len(l.acked))
 	}
 }
-

@@ -42,6 +42,9 @@ or generated and printed once).`,
 			if res.GeneratedPassword != "" {
 				fmt.Fprintf(out, "  password:        %s   (shown once; change it at first login)\n", res.GeneratedPassword)
 			}
+			fmt.Fprintf(out, "  second factor:   add this to an authenticator app (shown once):\n")
+			fmt.Fprintf(out, "                   %s\n", res.AdminTOTP.URL)
+			fmt.Fprintf(out, "                   secret %s\n", res.AdminTOTP.Secret)
 			return nil
 		},
 	}

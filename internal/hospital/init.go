@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/medsec/medsec/internal/audit"
 	"github.com/medsec/medsec/internal/config"
 	"github.com/medsec/medsec/internal/identity"
 	"github.com/medsec/medsec/internal/keys"
@@ -35,6 +34,9 @@ type InitResult struct {
 	Dir               string
 	Admin             identity.Staff
 	GeneratedPassword string // set only when Init chose the password
+	// AdminTOTP is the administrator's authenticator enrolment (otpauth URL
+	// and secret), shown once.
+	AdminTOTP identity.TOTPEnrolment
 	VerifierKey       string
 	KeyFile           string
 }
@@ -76,7 +78,7 @@ func Init(ctx context.Context, opt InitOptions) (res InitResult, err error) {
 	defer func() { err = errors.Join(err, h.Close(ctx)) }()
 	res = InitResult{Dir: opt.Dir, KeyFile: cfg.Path(cfg.Keys.File)}
 	res.VerifierKey = h.verifier.Name()
-	res.Admin, res.GeneratedPassword, err = h.createAdmin(ctx, opt)
+	res.Admin, res.GeneratedPassword, res.AdminTOTP, err = h.createAdmin(ctx, opt)
 	return res, err
 }
 
@@ -122,7 +124,7 @@ func refuseUsedDatabase(ctx context.Context, db *store.DB) error {
 	return nil
 }
 
-func (h *Hospital) createAdmin(ctx context.Context, opt InitOptions) (identity.Staff, string, error) {
+func (h *Hospital) createAdmin(ctx context.Context, opt InitOptions) (identity.Staff, string, identity.TOTPEnrolment, error) {
 	pw, generated := opt.AdminPassword, ""
 	if pw == "" {
 		pw = randomPassword()
@@ -132,14 +134,16 @@ func (h *Hospital) createAdmin(ctx context.Context, opt InitOptions) (identity.S
 	if name == "" {
 		name = "admin"
 	}
-	s, err := h.Staff.Create(ctx, identity.NewStaff{Username: name, DisplayName: "First administrator",
-		Role: identity.RoleITAdmin, Department: "IT", Password: pw})
+	// Create audits itself ("staff.create" by system:init).
+	s, err := h.Staff.CreateBy(ctx, identity.System("init"), identity.NewStaff{Username: name, DisplayName: "First administrator",
+		Role: identity.RoleITAdmin, Department: "IT", Password: pw}, "first administrator at init")
 	if err != nil {
-		return s, "", err
+		return s, "", identity.TOTPEnrolment{}, err
 	}
-	_, err = h.Audit.Append(ctx, audit.Event{Actor: "system:init", Role: identity.RoleSystem, Action: "staff.create",
-		Resource: "Staff/" + s.ID, Outcome: audit.Success, Source: "cli", Reason: "first administrator at init"})
-	return s, generated, err
+	// An IT administrator signs in with a second factor: enrol it now; the
+	// first sign-in with a code from the authenticator confirms it.
+	enr, err := h.Staff.EnrolTOTP(ctx, identity.System("init"), s.ID)
+	return s, generated, enr, err
 }
 
 func hasPassword(dsn string) bool {

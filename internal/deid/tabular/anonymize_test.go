@@ -49,6 +49,9 @@ func randomSpec(rng *rand.Rand) Spec {
 		Pseudonymize:   []string{"id"},
 		Keep:           []string{"dx", "los"},
 	}
+	if rng.IntN(4) == 0 {
+		s.Metric = MetricPrecision
+	}
 	switch rng.IntN(5) {
 	case 1:
 		s.Sensitive, s.L = "dx", 2+rng.IntN(2)
@@ -80,65 +83,72 @@ type oracleNode struct {
 func oracle(t *testing.T, tab *Table, spec Spec) []oracleNode {
 	t.Helper()
 	spec = spec.withDefaults()
-	n := len(tab.Rows)
-	chains := make([][][]string, len(spec.QuasiIdentifiers)) // [qi][row][level]
-	heights := make([]int, len(chains))
-	for q, qi := range spec.QuasiIdentifiers {
+	o := oracleData{n: len(tab.Rows), spec: spec}
+	for _, qi := range spec.QuasiIdentifiers {
 		h, err := qi.hierarchy()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if chains[q], err = h.Levels(tab.Column(qi.Column)); err != nil {
+		chains, err := h.Levels(tab.Column(qi.Column))
+		if err != nil {
 			t.Fatal(err)
 		}
-		heights[q] = len(chains[q][0]) - 1
+		o.addQI(chains)
 	}
-	var sens []string
 	if spec.Sensitive != "" {
-		sens = tab.Column(spec.Sensitive)
+		o.sens = tab.Column(spec.Sensitive)
 	}
 	var out []oracleNode
-	for _, levels := range allLevels(heights) {
-		out = append(out, oracleEval(spec, chains, sens, levels, n))
+	for _, levels := range allLevels(o.heights) {
+		out = append(out, o.eval(levels))
 	}
 	return out
 }
 
-func allLevels(heights []int) [][]int {
-	out := [][]int{{}}
-	for _, h := range heights {
-		var next [][]int
-		for _, prefix := range out {
-			for l := 0; l <= h; l++ {
-				next = append(next, append(append([]int(nil), prefix...), l))
+// oracleData holds each row's generalized values as small integers per
+// quasi-identifier and level, and how many rows share each.
+type oracleData struct {
+	n       int
+	spec    Spec
+	heights []int
+	ids     [][][]int32 // [qi][level][row]
+	freq    [][]map[int32]int
+	sens    []string
+}
+
+func (o *oracleData) addQI(chains [][]string) {
+	h := len(chains[0]) - 1
+	ids := make([][]int32, h+1)
+	freq := make([]map[int32]int, h+1)
+	for l := range ids {
+		seen := map[string]int32{}
+		ids[l], freq[l] = make([]int32, len(chains)), map[int32]int{}
+		for r, c := range chains {
+			id, ok := seen[c[l]]
+			if !ok {
+				id = int32(len(seen))
+				seen[c[l]] = id
 			}
+			ids[l][r] = id
+			freq[l][id]++
 		}
-		out = next
 	}
-	return out
+	o.heights, o.ids, o.freq = append(o.heights, h), append(o.ids, ids), append(o.freq, freq)
 }
 
-func oracleEval(spec Spec, chains [][][]string, sens []string, levels []int, n int) oracleNode {
-	classes := map[string][]int{}
-	freq := make([]map[string]int, len(levels)) // per QI: rows per value at the node's level
-	freq0 := make([]map[string]int, len(levels))
-	for q := range levels {
-		freq[q], freq0[q] = map[string]int{}, map[string]int{}
-	}
-	for r := range chains[0] {
-		var key []string
+func (o *oracleData) eval(levels []int) oracleNode {
+	classes := map[[8]int32][]int{}
+	for r := range o.n {
+		var key [8]int32
 		for q, l := range levels {
-			key = append(key, chains[q][r][l])
-			freq[q][chains[q][r][l]]++
-			freq0[q][chains[q][r][0]]++
+			key[q] = o.ids[q][l][r]
 		}
-		k := strings.Join(key, "\x00")
-		classes[k] = append(classes[k], r)
+		classes[key] = append(classes[key], r)
 	}
 	node := oracleNode{levels: levels}
-	kept := make([]bool, n)
+	kept := make([]bool, o.n)
 	for _, rows := range classes {
-		ok := keepClass(spec, rows, sens)
+		ok := keepClass(o.spec, rows, o.sens)
 		for _, r := range rows {
 			kept[r] = ok
 		}
@@ -146,18 +156,29 @@ func oracleEval(spec Spec, chains [][][]string, sens []string, levels []int, n i
 			node.suppressed += len(rows)
 		}
 	}
-	node.pass = node.suppressed <= int(math.Floor(spec.MaxSuppression*float64(n)+1e-9))
-	for r := range chains[0] {
+	node.pass = node.suppressed <= int(math.Floor(o.spec.MaxSuppression*float64(o.n)+1e-9))
+	for r := range o.n {
 		for q, l := range levels {
-			f0 := float64(freq0[q][chains[q][r][0]])
-			if kept[r] {
-				node.loss += math.Log2(float64(freq[q][chains[q][r][l]]) / f0)
-			} else {
-				node.loss += math.Log2(float64(n) / f0)
-			}
+			node.loss += o.cellLoss(q, l, r, kept[r], len(levels))
 		}
 	}
 	return node
+}
+
+// cellLoss is one cell's information loss: non-uniform entropy (bits) or
+// the share of the hierarchy climbed; a suppressed cell is fully generalized.
+func (o *oracleData) cellLoss(q, l, r int, kept bool, qis int) float64 {
+	if o.spec.Metric == MetricPrecision {
+		if !kept {
+			return 1 / float64(qis)
+		}
+		return float64(l) / float64(o.heights[q]) / float64(qis)
+	}
+	f0 := float64(o.freq[q][0][o.ids[q][0][r]])
+	if !kept {
+		return math.Log2(float64(o.n) / f0)
+	}
+	return math.Log2(float64(o.freq[q][l][o.ids[q][l][r]]) / f0)
 }
 
 func keepClass(spec Spec, rows []int, sens []string) bool {
@@ -528,4 +549,19 @@ func TestAnonymizeCancelled(t *testing.T) {
 	if _, err := Anonymize(ctx, tab, SyntheticSpec(5, 0.05), testSecret(1)); !errors.Is(err, context.Canceled) {
 		t.Errorf("got %v, want context.Canceled", err)
 	}
+}
+
+// allLevels lists every node of the lattice, last quasi-identifier fastest.
+func allLevels(heights []int) [][]int {
+	out := [][]int{{}}
+	for _, h := range heights {
+		var next [][]int
+		for _, prefix := range out {
+			for l := 0; l <= h; l++ {
+				next = append(next, append(append([]int(nil), prefix...), l))
+			}
+		}
+		out = next
+	}
+	return out
 }

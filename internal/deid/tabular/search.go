@@ -10,7 +10,8 @@ import (
 // some levels with min_level/max_level.
 const maxNodes = 1 << 22
 
-// cacheBudget bounds the groups kept as roll-up sources (about 40 bytes each).
+// cacheBudget is the least number of groups kept as roll-up sources (about
+// 40 bytes each); the search keeps up to twice the base's groups.
 const cacheBudget = 3 << 20
 
 // lattice numbers the nodes: one level per quasi-identifier, the first
@@ -93,6 +94,7 @@ type searcher struct {
 	cached int
 	clock  int64
 	stats  SearchStats
+	budget int   // the most groups to keep cached
 	failed []int // failing nodes whose generalizations are still to follow
 }
 
@@ -109,6 +111,7 @@ func newSearcher(ctx context.Context, e *evaluator, lat lattice, base *groupTabl
 		}
 	}
 	s.stats.Nodes = lat.size
+	s.budget = max(cacheBudget, 2*base.len())
 	s.stats.Monotone = e.spec.T == 0 && (e.spec.L == 0 || e.spec.LMode == LDistinct)
 	return s
 }
@@ -345,7 +348,7 @@ func (s *searcher) remember(src *groupTable, levels []int, v, classes, cells int
 	if s.e.sens != nil {
 		n = cells
 	}
-	if n > s.base.len()/2 || n > cacheBudget/2 {
+	if n > s.base.len()/2 || n > s.budget/2 {
 		return false
 	}
 	g := s.e.tableOf(src, levels, v, classes, cells)
@@ -353,7 +356,7 @@ func (s *searcher) remember(src *groupTable, levels []int, v, classes, cells int
 	g.used = s.clock
 	s.cache = append(s.cache, g)
 	s.cached += n
-	for s.cached > cacheBudget {
+	for s.cached > s.budget {
 		s.evictOldest()
 	}
 	return true

@@ -64,6 +64,20 @@ func printReport(w io.Writer, r *demo.Report) {
 	fmt.Fprintf(w, "  crypto-shredded patient      %s\n", r.Destruction.Pseudonym)
 	fmt.Fprintf(w, "    read now fails with        %s\n", r.Destruction.ReadError)
 	fmt.Fprintf(w, "    audit still verifies       %s\n", ok(r.Destruction.AuditVerifiedAfter))
+	fmt.Fprintf(w, "  prescription to a pharmacy   opened: %s, one-byte change detected: %s, receipt imported: %s\n",
+		ok(r.Provision.Opened), ok(r.Provision.TamperDetected), ok(r.Provision.ReceiptImported))
+	for _, f := range r.Provision.Flows {
+		fmt.Fprintf(w, "    %-8s to %-15s %s\n", f.Purpose, f.Recipient, f.Outcome)
+	}
+	fmt.Fprintf(w, "  erasure on request           %s: %d records shredded, %d copies outside asked back, plaintext left %d, audit verifies: %s\n",
+		r.Erasure.Patient, r.Erasure.Records, r.Erasure.CopiesOutside, r.Erasure.PlaintextLeft, ok(r.Erasure.AuditVerified))
+	fmt.Fprintf(w, "    a current patient's request %s\n", r.Erasure.Refused)
+	for i, lines := range [][]string{r.Trace.Before, r.Trace.After} {
+		fmt.Fprintf(w, "  trace of %s %s\n", r.Trace.Patient, []string{"before", "after"}[i])
+		for _, l := range lines {
+			fmt.Fprintf(w, "    %s\n", l)
+		}
+	}
 	fmt.Fprintf(w, "  device readings (PHD)        %d sent, %d stored via %s, %d forged refused\n", r.PHD.Sent, r.PHD.Stored, r.PHD.Gateway, r.PHD.RejectedForged)
 	fmt.Fprintf(w, "  imaging CD import (PACS)     %d images stored (%d study), %d quarantined\n", r.Imaging.Stored, r.Imaging.Studies, r.Imaging.Quarantined)
 	for _, why := range r.Imaging.Why {

@@ -67,6 +67,7 @@ AI datasets, sealed provision to other organizations, and crypto-shredding.`,
 	root.PersistentFlags().String("data", defaultDataDir(), "data directory of the installation (or $MEDSEC_DATA)")
 	root.PersistentFlags().String("db", "", "PostgreSQL connection string (postgres://…) instead of the embedded SQLite file")
 	root.AddCommand(newInitCmd(), newDemoCmd(), newServeCmd(), newKeysCmd(), newAuditCmd(), newVersionCmd(), newPolicyCmd(), newAnomalyCmd(),
+		newRecipientCmd(), newProvideCmd(), newPackageCmd(), newProvisionCmd(), newLifecycleCmd(), newPatientCmd(), newTraceCmd(),
 		newDeviceCmd(), newGatewayCmd(), newBenchCmd())
 	root.AddCommand(newScanCmd(), newImportCmd(), newQuarantineCmd(), newImagingCmd(), newDeidCmd(), newGuardCmd())
 	return root

@@ -16,6 +16,7 @@ import (
 func newServeCmd() *cobra.Command {
 	var listen string
 	var anomalyEvery time.Duration
+	var retentionEvery time.Duration
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the hospital server: records API, device-data ingestion, console and patient portal over HTTPS",
@@ -45,6 +46,9 @@ func newServeCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("listen on %s: %w", listen, err)
 			}
+			if err := startRetention(cmd.Context(), h, retentionEvery, logger); err != nil {
+				return err
+			}
 			if anomalyEvery > 0 {
 				go h.Anomalies().Run(cmd.Context(), anomalyEvery)
 			}
@@ -54,5 +58,6 @@ func newServeCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&listen, "listen", "", "address to listen on (default: server.listen of the configuration)")
 	cmd.Flags().DurationVar(&anomalyEvery, "anomaly-every", 5*time.Minute, "scan the audit log for access anomalies this often (0: never; `medsec anomaly scan` runs one on demand)")
+	cmd.Flags().DurationVar(&retentionEvery, "retention-every", 24*time.Hour, "run retention and the overdue check this often (0: never)")
 	return cmd
 }

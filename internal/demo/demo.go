@@ -50,6 +50,9 @@ type Report struct {
 	// Access is what the shipped policy decided through the door for the
 	// four cases of issue 4 ("allow", "deny", "allow-flagged").
 	Access     map[string]string `json:"access"`
+	Provision  ProvisionReport   `json:"provision"`
+	Erasure    ErasureReport     `json:"erasure"`
+	Trace      TraceReport       `json:"trace"`
 	PHD        PHDReport         `json:"phd"`
 	Imaging    ImagingReport     `json:"imaging"`
 	Plaintext  PlaintextReport   `json:"plaintext"`
@@ -126,6 +129,11 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 		{"read as a physician", s.readAsPhysician},
 		{"access decisions", s.checkAccess},
 		{"device readings to the hospital", s.sendDeviceReadings},
+		{"provide a prescription to a pharmacy", s.providePrescription},
+		{"refer to a hospital, report to an agency", s.referAndReport},
+		{"trace a patient", s.traceBefore},
+		{"erase a patient on request", s.eraseOnRequest},
+		{"trace the erased patient", s.traceAfter},
 		{"import imaging media", s.importImaging},
 		{"verify the audit log", s.verifyAudit},
 		{"crypto-shred a patient", s.destroyPatient},
@@ -159,6 +167,7 @@ type scenario struct {
 	staff   map[string]identity.Principal
 	people  []synth.Person
 	patient []records.Patient
+	life    *lifeParts
 }
 
 func newScenario(ctx context.Context, opt *Options) (*scenario, error) {

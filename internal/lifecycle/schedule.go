@@ -145,7 +145,21 @@ func (s Schedule) Validate() error {
 	if len(s.Rules) == 0 {
 		errs = append(errs, errors.New("no rules: without rules nothing would ever be destroyed"))
 	}
-	return errors.Join(errs...)
+	return oneError(errs)
+}
+
+// oneError joins problems into one line a person reads at once.
+func oneError(errs []error) error {
+	var msgs []string
+	for _, e := range errs {
+		if e != nil {
+			msgs = append(msgs, e.Error())
+		}
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	return errors.New(strings.Join(msgs, "; "))
 }
 
 func (r Rule) validate(at string) []error {

@@ -90,7 +90,20 @@ func (r Recipient) Validate() error {
 	} else if v.Name() != r.ID {
 		errs = append(errs, fmt.Errorf("receipt key: it is named %q, not after the recipient %q", v.Name(), r.ID))
 	}
-	return errors.Join(append(errs, r.Agreement.validate(r.Kind)...)...)
+	return oneError(append(errs, r.Agreement.validate(r.Kind)...))
+}
+
+// oneError joins problems into one line a person reads at once (the
+// command line prints one line per error).
+func oneError(errs []error) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	msgs := make([]string, len(errs))
+	for i, e := range errs {
+		msgs[i] = e.Error()
+	}
+	return errors.New(strings.Join(msgs, "; "))
 }
 
 func (a Agreement) validate(kind string) []error {

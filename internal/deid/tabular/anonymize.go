@@ -24,9 +24,11 @@ type Result struct {
 	Reached Reached
 	// Records is the number of input rows; Suppressed those suppressed.
 	Records, Suppressed int
-	Risk                Risk
-	Loss                Loss
-	Search              SearchStats
+	// Risk is measured on Table as released (with suppress_as: cells the
+	// starred rows count as one class of their own).
+	Risk   Risk
+	Loss   Loss
+	Search SearchStats
 	// Explanation says in plain sentences what was chosen and why.
 	Explanation []string
 
@@ -86,8 +88,9 @@ type recoder struct {
 // generalization lattice for the node that meets the privacy model with at
 // most the allowed suppression and the least information loss, then measures
 // the risk of the table it produces. It returns ErrUnreachable when no node
-// meets the model and a *RiskError (ErrRiskTooHigh) when the result is above
-// spec.MaxRisk.
+// meets the model and a *RiskError (ErrRiskTooHigh), with the result, when
+// the result is above spec.MaxRisk. The same table, spec and secret always
+// give the same result.
 func Anonymize(ctx context.Context, t *Table, spec Spec, secret []byte) (*Result, error) {
 	if t == nil || len(t.Rows) == 0 {
 		return nil, fmt.Errorf("anonymize: the table has no rows: %w", ErrEmpty)

@@ -20,6 +20,7 @@ import (
 	"github.com/medsec/medsec/internal/audit"
 	"github.com/medsec/medsec/internal/guard"
 	"github.com/medsec/medsec/internal/identity"
+	"github.com/medsec/medsec/internal/imaging/dicomhdr"
 	"github.com/medsec/medsec/internal/keys"
 	"github.com/medsec/medsec/internal/records"
 	"github.com/medsec/medsec/internal/store"
@@ -374,19 +375,19 @@ func reasonOf(fs []guard.Finding) string {
 // a file the store cannot take goes to quarantine with the reason.
 func (in *Intake) storeImage(ctx context.Context, run *importRun, res guard.FileResult, content []byte) (FileOutcome, string) {
 	o := FileOutcome{Path: res.Path, Findings: res.Findings}
-	h, err := readHeader(content)
+	h, err := dicomhdr.Read(content)
 	switch {
 	case err != nil:
 		return in.quarantine(ctx, run, res, content, err.Error()), ""
-	case h.directory():
+	case h.Directory():
 		o.Outcome, o.Reason = Skipped, "DICOMDIR (the media's index); not imported"
 		return o, ""
-	case len(h.missing()) > 0:
-		return in.quarantine(ctx, run, res, content, "DICOM file lacks "+strings.Join(h.missing(), ", ")+"; it cannot be indexed"), ""
+	case len(h.Missing()) > 0:
+		return in.quarantine(ctx, run, res, content, "DICOM file lacks "+strings.Join(h.Missing(), ", ")+"; it cannot be indexed"), ""
 	}
 	data := bytes.Clone(content) // the quarantine keeps the file as it came
-	zeroPreamble(data)
-	rec, err := in.cfg.Door.StoreImaging(ctx, importRequest, h.patientID, instanceOf(h, data, run.origin))
+	dicomhdr.ZeroPreamble(data)
+	rec, err := in.cfg.Door.StoreImaging(ctx, importRequest, h.PatientID, instanceOf(h, data, run.origin))
 	if err != nil {
 		return in.unstored(ctx, run, res, content, err), ""
 	}
@@ -394,7 +395,7 @@ func (in *Intake) storeImage(ctx context.Context, run *importRun, res guard.File
 	if rec.Duplicate {
 		o.Outcome, o.Reason = Duplicate, "the same instance is already stored"
 	}
-	return o, h.study
+	return o, h.StudyUID
 }
 
 // unstored quarantines a clean image the door refused, saying what a
@@ -410,9 +411,9 @@ func (in *Intake) unstored(ctx context.Context, run *importRun, res guard.FileRe
 }
 
 // instanceOf describes a file for the door; data is the file as stored.
-func instanceOf(h header, data []byte, source string) records.ImagingInstance {
+func instanceOf(h dicomhdr.Header, data []byte, source string) records.ImagingInstance {
 	sum := sha256.Sum256(data)
-	return records.ImagingInstance{StudyUID: h.study, SeriesUID: h.series, InstanceUID: h.instance, SOPClassUID: h.class,
-		Modality: h.modality, StudyDate: h.studyDate, Description: h.description, SHA256: hex.EncodeToString(sum[:]),
-		Size: int64(len(data)), Effective: h.effective(), Source: source, Data: data}
+	return records.ImagingInstance{StudyUID: h.StudyUID, SeriesUID: h.SeriesUID, InstanceUID: h.InstanceUID, SOPClassUID: h.SOPClassUID,
+		Modality: h.Modality, StudyDate: h.StudyDate, Description: h.Description, SHA256: hex.EncodeToString(sum[:]),
+		Size: int64(len(data)), Effective: h.Effective(), Source: source, Data: data}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/medsec/medsec/internal/audit"
 	"github.com/medsec/medsec/internal/guard"
 	"github.com/medsec/medsec/internal/identity"
+	"github.com/medsec/medsec/internal/imaging/dicomhdr"
 	"github.com/medsec/medsec/internal/records"
 	"github.com/medsec/medsec/internal/store"
 )
@@ -324,8 +325,8 @@ func (in *Intake) Release(ctx context.Context, d Decision, id string) (Released,
 		return Released{}, in.refuse(ctx, d, id, actionRelease, err)
 	}
 	out := Released{Item: it}
-	h, herr := readHeader(content)
-	image := herr == nil && !h.directory() && len(h.missing()) == 0
+	h, herr := dicomhdr.Read(content)
+	image := herr == nil && !h.Directory() && len(h.Missing()) == 0
 	if !image && d.Out == nil {
 		return out, in.refuse(ctx, d, id, actionRelease, fmt.Errorf("%w: the file is not a DICOM image the store takes; give a destination for it", ErrInvalid))
 	}
@@ -356,10 +357,10 @@ const (
 	actionDelete  = "quarantine.delete"
 )
 
-func (in *Intake) storeReleased(ctx context.Context, it Item, h header, content []byte) (*records.ImagingReceipt, error) {
+func (in *Intake) storeReleased(ctx context.Context, it Item, h dicomhdr.Header, content []byte) (*records.ImagingReceipt, error) {
 	data := bytes.Clone(content)
-	zeroPreamble(data)
-	rec, err := in.cfg.Door.StoreImaging(ctx, importRequest, h.patientID, instanceOf(h, data, "released from quarantine "+it.ID+" ("+it.Origin+")"))
+	dicomhdr.ZeroPreamble(data)
+	rec, err := in.cfg.Door.StoreImaging(ctx, importRequest, h.PatientID, instanceOf(h, data, "released from quarantine "+it.ID+" ("+it.Origin+")"))
 	if err != nil {
 		return nil, fmt.Errorf("store released file: %w", err)
 	}

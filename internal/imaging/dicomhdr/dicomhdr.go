@@ -1,4 +1,13 @@
-package imaging
+// Package dicomhdr reads the few attributes PACS intake (location 5 of the
+// paper) indexes and matches on — Patient ID, study, series and instance
+// UIDs, SOP class, modality, study date, description — from a DICOM Part
+// 10 file that may be hostile: every declared length is checked against
+// what is left, sequence nesting is bounded, nothing is allocated for a
+// declared length, and reading stops before group 0x0028, so pixel data is
+// never reached. (The DICOM library spent seconds, then failed, on
+// implicit-VR files the guard accepts; the intake needs only nine
+// strings.)
+package dicomhdr
 
 import (
 	"encoding/binary"
@@ -8,23 +17,33 @@ import (
 	"time"
 )
 
-// Transfer syntaxes and the SOP class the intake treats specially.
+// DeflatedTransferSyntax compresses the whole data set; Read refuses it.
+const DeflatedTransferSyntax = "1.2.840.10008.1.2.1.99"
+
+// Transfer syntaxes and the SOP class read differently.
 const (
-	implicitLittleEndian   = "1.2.840.10008.1.2"
-	explicitBigEndian      = "1.2.840.10008.1.2.2"
-	deflatedTransferSyntax = "1.2.840.10008.1.2.1.99"
-	mediaDirectoryStorage  = "1.2.840.10008.1.3.10" // a DICOMDIR
+	implicitLittleEndian  = "1.2.840.10008.1.2"
+	explicitBigEndian     = "1.2.840.10008.1.2.2"
+	mediaDirectoryStorage = "1.2.840.10008.1.3.10" // a DICOMDIR
 )
 
-// errHeader is a DICOM file whose identifying attributes cannot be read.
-var errHeader = errors.New("DICOM attributes cannot be read")
+// ErrUnreadable is a DICOM file whose identifying attributes cannot be read.
+var ErrUnreadable = errors.New("DICOM attributes cannot be read")
 
-// header holds the attributes the intake indexes and matches on.
-type header struct {
-	patientID                       string
-	study, series, instance, class  string
-	modality, studyDate, studyTime  string
-	description, mediaClass, syntax string
+// Header holds the attributes the intake indexes and matches on, as the
+// file writes them (padding removed).
+type Header struct {
+	PatientID         string // (0010,0020): the hospital's MRN when the study is ours
+	StudyUID          string // (0020,000D)
+	SeriesUID         string // (0020,000E)
+	InstanceUID       string // (0008,0018) SOP Instance UID
+	SOPClassUID       string // (0008,0016)
+	Modality          string // (0008,0060)
+	StudyDate         string // (0008,0020) DA, YYYYMMDD
+	StudyTime         string // (0008,0030) TM
+	Description       string // (0008,1030) Study Description
+	MediaStorageClass string // (0002,0002)
+	TransferSyntax    string // (0002,0010)
 }
 
 // Tags, as group<<16 | element.
@@ -40,16 +59,16 @@ const (
 // wanted maps the data-set attributes read to where they go. They all sit
 // before group 0x0028, so the reader stops there: pixel data is never
 // reached.
-var wanted = map[uint32]func(h *header) *string{
-	0x00080016: func(h *header) *string { return &h.class },
-	0x00080018: func(h *header) *string { return &h.instance },
-	0x00080020: func(h *header) *string { return &h.studyDate },
-	0x00080030: func(h *header) *string { return &h.studyTime },
-	0x00080060: func(h *header) *string { return &h.modality },
-	0x00081030: func(h *header) *string { return &h.description },
-	0x00100020: func(h *header) *string { return &h.patientID },
-	0x0020000D: func(h *header) *string { return &h.study },
-	0x0020000E: func(h *header) *string { return &h.series },
+var wanted = map[uint32]func(h *Header) *string{
+	0x00080016: func(h *Header) *string { return &h.SOPClassUID },
+	0x00080018: func(h *Header) *string { return &h.InstanceUID },
+	0x00080020: func(h *Header) *string { return &h.StudyDate },
+	0x00080030: func(h *Header) *string { return &h.StudyTime },
+	0x00080060: func(h *Header) *string { return &h.Modality },
+	0x00081030: func(h *Header) *string { return &h.Description },
+	0x00100020: func(h *Header) *string { return &h.PatientID },
+	0x0020000D: func(h *Header) *string { return &h.StudyUID },
+	0x0020000E: func(h *Header) *string { return &h.SeriesUID },
 }
 
 // Bounds on what the reader accepts.
@@ -63,31 +82,27 @@ const (
 var longVR = map[string]bool{"OB": true, "OD": true, "OF": true, "OL": true, "OV": true, "OW": true,
 	"SQ": true, "SV": true, "UC": true, "UN": true, "UR": true, "UT": true, "UV": true}
 
-// readHeader reads the attributes the intake needs from a Part 10 file:
-// the file meta group, then top-level elements up to group 0x0020,
-// skipping sequences. It is written for hostile input: every length is
-// checked against what is left, nesting is bounded, nothing is allocated
-// for a declared length. (The DICOM library spent seconds, then failed,
-// on implicit-VR files the guard accepts; this needs only nine strings.)
-func readHeader(data []byte) (header, error) {
-	var h header
+// Read reads the file meta group, then the top-level elements up to group
+// 0x0020, skipping sequences. Errors wrap ErrUnreadable.
+func Read(data []byte) (Header, error) {
+	var h Header
 	if len(data) < preambleLen+4 || string(data[preambleLen:preambleLen+4]) != "DICM" {
-		return h, fmt.Errorf("%w: no DICM prefix", errHeader)
+		return h, fmt.Errorf("%w: no DICM prefix", ErrUnreadable)
 	}
 	r := &elementReader{b: data, off: preambleLen + 4, order: binary.LittleEndian, explicit: true}
 	if err := r.meta(&h); err != nil {
-		return h, fmt.Errorf("%w: file meta information: %v", errHeader, err)
+		return h, fmt.Errorf("%w: file meta information: %v", ErrUnreadable, err)
 	}
-	switch h.syntax {
-	case deflatedTransferSyntax:
-		return h, fmt.Errorf("%w: deflated transfer syntax is not indexed; inflate the file first", errHeader)
+	switch h.TransferSyntax {
+	case DeflatedTransferSyntax:
+		return h, fmt.Errorf("%w: deflated transfer syntax is not indexed; inflate the file first", ErrUnreadable)
 	case implicitLittleEndian:
 		r.explicit = false
 	case explicitBigEndian:
 		r.order = binary.BigEndian
 	}
 	if err := r.dataset(&h); err != nil {
-		return h, fmt.Errorf("%w: %v", errHeader, err)
+		return h, fmt.Errorf("%w: %v", ErrUnreadable, err)
 	}
 	return h, nil
 }
@@ -107,7 +122,7 @@ type element struct {
 }
 
 // meta reads group 0x0002, always explicit VR little endian.
-func (r *elementReader) meta(h *header) error {
+func (r *elementReader) meta(h *Header) error {
 	for r.off+4 <= len(r.b) && binary.LittleEndian.Uint16(r.b[r.off:]) == 0x0002 {
 		e, err := r.header()
 		if err != nil {
@@ -116,9 +131,9 @@ func (r *elementReader) meta(h *header) error {
 		if err := r.value(e, 0, func(v string) {
 			switch e.tag {
 			case tagTransferSyntax:
-				h.syntax = v
+				h.TransferSyntax = v
 			case tagMediaClass:
-				h.mediaClass = v
+				h.MediaStorageClass = v
 			}
 		}); err != nil {
 			return err
@@ -128,7 +143,7 @@ func (r *elementReader) meta(h *header) error {
 }
 
 // dataset reads top-level elements until group 0x0020 is passed.
-func (r *elementReader) dataset(h *header) error {
+func (r *elementReader) dataset(h *Header) error {
 	for r.off < len(r.b) {
 		e, err := r.header()
 		if err != nil {
@@ -249,17 +264,17 @@ func (r *elementReader) item(depth int) error {
 	}
 }
 
-// directory reports whether the file is a DICOMDIR (a media index, not an
+// Directory reports whether the file is a DICOMDIR (a media index, not an
 // image).
-func (h header) directory() bool {
-	return h.mediaClass == mediaDirectoryStorage || h.class == mediaDirectoryStorage
+func (h Header) Directory() bool {
+	return h.MediaStorageClass == mediaDirectoryStorage || h.SOPClassUID == mediaDirectoryStorage
 }
 
-// missing names the attributes an image needs and lacks.
-func (h header) missing() []string {
+// Missing names the attributes an image needs and lacks.
+func (h Header) Missing() []string {
 	var out []string
-	for _, f := range []struct{ name, v string }{{"Patient ID", h.patientID}, {"Study Instance UID", h.study},
-		{"Series Instance UID", h.series}, {"SOP Instance UID", h.instance}} {
+	for _, f := range []struct{ name, v string }{{"Patient ID", h.PatientID}, {"Study Instance UID", h.StudyUID},
+		{"Series Instance UID", h.SeriesUID}, {"SOP Instance UID", h.InstanceUID}} {
 		if f.v == "" {
 			out = append(out, f.name)
 		}
@@ -267,31 +282,31 @@ func (h header) missing() []string {
 	return out
 }
 
-// effective is the study's date and time, or zero when the file gives no
+// Effective is the study's date and time, or zero when the file gives no
 // usable date.
-func (h header) effective() time.Time {
-	if len(h.studyDate) != 8 {
+func (h Header) Effective() time.Time {
+	if len(h.StudyDate) != 8 {
 		return time.Time{}
 	}
-	t := h.studyTime
+	t := h.StudyTime
 	if i := strings.IndexByte(t, '.'); i >= 0 {
 		t = t[:i]
 	}
 	for _, layout := range []string{"20060102150405", "200601021504", "2006010215", "20060102"} {
-		if v, err := time.Parse(layout, h.studyDate+t); err == nil {
+		if v, err := time.Parse(layout, h.StudyDate+t); err == nil {
 			return v
 		}
 	}
-	if v, err := time.Parse("20060102", h.studyDate); err == nil {
+	if v, err := time.Parse("20060102", h.StudyDate); err == nil {
 		return v
 	}
 	return time.Time{}
 }
 
-// zeroPreamble clears the 128-byte preamble of a Part 10 file, where a
+// ZeroPreamble clears the 128-byte preamble of a Part 10 file, where a
 // polyglot keeps an executable header (CVE-2019-11687), so what PACS
 // stores is never runnable.
-func zeroPreamble(b []byte) {
+func ZeroPreamble(b []byte) {
 	if len(b) >= preambleLen+4 && string(b[preambleLen:preambleLen+4]) == "DICM" {
 		clear(b[:preambleLen])
 	}

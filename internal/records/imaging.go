@@ -126,12 +126,14 @@ func checkImaging(in ImagingInstance) error {
 // cleanUID drops the padding DICOM allows after a UID.
 func cleanUID(uid string) string { return strings.TrimRight(strings.TrimSpace(uid), "\x00 ") }
 
-// patientByMRN finds the one live patient with the MRN. A miss is audited
-// as a failed write, so probing for MRNs leaves a trace; the MRN itself
-// never enters the log.
+// patientByMRN finds the one live patient with the MRN, for a caller the
+// policy lets write imaging. A miss is audited as a failed write, so
+// probing for MRNs leaves a trace; the MRN itself never enters the log.
 func (d *Door) patientByMRN(ctx context.Context, req Request, mrn, source string) (*PatientFacts, error) {
-	if !req.Who.Verified() {
-		return nil, ErrUnauthenticated
+	// Whoever may not write imaging at all learns nothing about which MRNs
+	// exist: they are refused before the lookup.
+	if err := d.authorize(ctx, &access{req: req, action: ActionWrite, class: ClassImaging, resource: "Patient?mrn"}); err != nil {
+		return nil, err
 	}
 	ids, err := d.indexed(ctx, "mrn", normalize("mrn", mrn))
 	if err != nil {

@@ -200,6 +200,7 @@ func TestImagingRefusals(t *testing.T) {
 		{"missing series UID", importJob, alice.MRN, noUID, ErrInvalid},
 		{"no file", importJob, alice.MRN, ImagingInstance{StudyUID: "1", SeriesUID: "1.1", InstanceUID: "1.1.1"}, ErrInvalid},
 		{"nurse may not import", Request{Who: f.nurse, Purpose: "TREAT"}, alice.MRN, instance("1.5", "1.5.1", "1.5.1.1", "x"), ErrDenied},
+		{"nurse learns nothing of unknown MRNs", Request{Who: f.nurse, Purpose: "TREAT"}, "MRN-404", instance("1.5", "1.5.1", "1.5.1.1", "x"), ErrDenied},
 		{"unauthenticated", Request{Purpose: "TREAT"}, alice.MRN, instance("1.5", "1.5.1", "1.5.1.1", "x"), ErrUnauthenticated},
 	}
 	for _, tt := range tests {

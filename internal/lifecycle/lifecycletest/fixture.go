@@ -109,8 +109,15 @@ var Start = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
 // kr profile).
 func New(t testing.TB, b Backend, schedule *lifecycle.Schedule) *Stack {
 	t.Helper()
+	return NewIn(t, t.TempDir(), b, schedule)
+}
+
+// NewIn is New with the data directory made in parent (benchmarks put it
+// on a memory file system to generate their data quickly).
+func NewIn(t testing.TB, parent string, b Backend, schedule *lifecycle.Schedule) *Stack {
+	t.Helper()
 	ctx := context.Background()
-	s := &Stack{Clock: NewClock(Start), Dir: filepath.Join(t.TempDir(), "h"), password: "correct horse battery staple 42"}
+	s := &Stack{Clock: NewClock(Start), Dir: filepath.Join(parent, "h"), password: "correct horse battery staple 42"}
 	dsn := ""
 	if b.DSN != "" {
 		dsn = storetest.WithSchema(b.DSN, storetest.NewSchema(t, b.DSN))

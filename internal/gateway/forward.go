@@ -39,8 +39,15 @@ func (g *Gateway) upstreamClient() *http.Client {
 	return &http.Client{Transport: tr, Timeout: 2 * time.Minute}
 }
 
+// maxRetryRounds bounds how often a worker sends again the messages the
+// hospital answered "retry" before it leaves them in the queue for a later
+// pass, so a message the hospital cannot take now never holds up the rest.
+const maxRetryRounds = 6
+
 // forward reads the queue in order and hands bundles to the workers; each
-// worker owns its bundle until the hospital has answered every message.
+// worker owns its bundle until the hospital has answered it. Messages left
+// for later (answered "retry" too often) are picked up again once the
+// reader has reached the end of the queue.
 func (g *Gateway) forward(ctx context.Context) {
 	work := make(chan []Queued)
 	var wg sync.WaitGroup
@@ -48,6 +55,7 @@ func (g *Gateway) forward(ctx context.Context) {
 		wg.Go(func() {
 			for items := range work {
 				g.deliver(ctx, items)
+				g.forget(items)
 			}
 		})
 	}
@@ -57,14 +65,43 @@ func (g *Gateway) forward(ctx context.Context) {
 	for ctx.Err() == nil {
 		items, err := g.queue.Next(ctx, cursor, g.cfg.BundleSize, maxBundleBytes)
 		if err != nil || len(items) == 0 {
+			if g.leftBehind.Swap(false) {
+				cursor = 0 // read the queue again from the start
+				continue
+			}
 			g.waitForWork(ctx)
 			continue
 		}
 		cursor = items[len(items)-1].ID
+		if items = g.take(items); len(items) == 0 {
+			continue
+		}
 		select {
 		case work <- items:
 		case <-ctx.Done():
 		}
+	}
+}
+
+// take marks items as being delivered and drops those a worker holds.
+func (g *Gateway) take(items []Queued) []Queued {
+	g.sendMu.Lock()
+	defer g.sendMu.Unlock()
+	out := items[:0]
+	for _, it := range items {
+		if !g.sending[it.ID] {
+			g.sending[it.ID] = true
+			out = append(out, it)
+		}
+	}
+	return out
+}
+
+func (g *Gateway) forget(items []Queued) {
+	g.sendMu.Lock()
+	defer g.sendMu.Unlock()
+	for _, it := range items {
+		delete(g.sending, it.ID)
 	}
 }
 
@@ -79,15 +116,21 @@ func (g *Gateway) waitForWork(ctx context.Context) {
 }
 
 // deliver sends items until each has a final answer (stored, duplicate,
-// refused), backing off exponentially while the hospital is unreachable or
-// asks to retry.
+// refused), backing off exponentially while the hospital is unreachable
+// (for as long as it takes) or asks to retry (maxRetryRounds times, then
+// the messages wait in the queue for a later pass).
 func (g *Gateway) deliver(ctx context.Context, items []Queued) {
-	wait := backoffMin
+	wait, rounds := backoffMin, 0
 	for len(items) > 0 && ctx.Err() == nil {
 		rest, err := g.deliverOnce(ctx, items)
 		if err != nil {
 			g.metrics.upstreamErrors.Inc()
 			g.cfg.Logger.Warn("delivery to the hospital failed; retrying", "messages", len(items), "in", wait, "err", err)
+		} else if len(rest) > 0 {
+			if rounds++; rounds > maxRetryRounds {
+				g.leftBehind.Store(true)
+				return
+			}
 		}
 		if len(rest) == len(items) || err != nil {
 			sleep(ctx, jitter(wait))

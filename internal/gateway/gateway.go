@@ -74,6 +74,10 @@ type Gateway struct {
 	windows map[string]*deviceWindow
 
 	queued atomic.Int64
+
+	sendMu     sync.Mutex
+	sending    map[int64]bool // queue rows a forwarder holds
+	leftBehind atomic.Bool    // some rows wait for another pass
 }
 
 type statusIndex struct {
@@ -96,7 +100,7 @@ func Open(ctx context.Context, cfg Config) (*Gateway, error) {
 	}
 	g := &Gateway{cfg: cfg, name: id.Serial, queue: q, verifier: devices.NewVerifier(cfg.Credentials.CA),
 		limiter: newLimiter(cfg.DeviceRate, cfg.DeviceBurst), metrics: newMetrics(),
-		ids: map[[32]byte]devices.Identity{}, windows: map[string]*deviceWindow{}}
+		ids: map[[32]byte]devices.Identity{}, windows: map[string]*deviceWindow{}, sending: map[int64]bool{}}
 	g.useCredentials(cfg.Credentials)
 	g.upstream = g.upstreamClient()
 	if err := g.loadState(ctx); err != nil {

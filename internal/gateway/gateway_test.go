@@ -277,3 +277,38 @@ func TestQueueOutlivesTheGatewayAndTheHospital(t *testing.T) {
 		t.Errorf("after reopening: %+v %v", ack, err)
 	}
 }
+
+// TestRetriedMessageDoesNotHoldUpTheQueue: a message the hospital keeps
+// answering "retry" (here: another delivery of it looks in progress) is
+// left for a later pass; the messages behind it are delivered meanwhile,
+// and it is delivered once the hospital can take it.
+func TestRetriedMessageDoesNotHoldUpTheQueue(t *testing.T) {
+	p := newPipeline(t, func(c *gateway.Config) { c.Forwarders, c.BundleSize = 1, 1 })
+	ctx := context.Background()
+	d := p.device("SN-STUCK")
+	stuck := p.seal(d, 1)
+	s, _ := phd.ParseSigned(stuck, phd.DefaultLimits())
+	id := s.Header().MessageID
+	claim := `INSERT INTO ingest_messages (message_id, device, seq, gateway, sent_at, state, owner, claimed_at) VALUES (?, 'SN-STUCK', 1, 'gw', 0, 'pending', 'ingest-elsewhere', ?)`
+	if _, err := p.h.DB.Exec(ctx, claim, id[:], time.Now().UnixNano()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.sender.Send(ctx, stuck); err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		if _, err := d.sender.Send(ctx, p.seal(d, 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.waitStored(p.patient.ID, 5)
+	if _, err := p.h.DB.Exec(ctx, `DELETE FROM ingest_messages WHERE message_id = ?`, id[:]); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for p.storedReadings(p.patient.ID) < 6 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	p.waitStored(p.patient.ID, 6)
+	waitQueueEmpty(t, p.gw)
+}

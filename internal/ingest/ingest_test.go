@@ -244,3 +244,17 @@ func TestMeasurementsCheckedOneByOne(t *testing.T) {
 		t.Errorf("audited refusal %q", refusal)
 	}
 }
+
+// TestSentAfterCertificateExpired: a message sent after the device's
+// certificate ran out is refused even if a gateway let it through.
+func TestSentAfterCertificateExpired(t *testing.T) {
+	f := newFixture(t, storetest.OpenSQLite(t))
+	d := f.device("SN-OLD", device.KeyP256)
+	f.clock.t = f.clock.t.Add(8 * 24 * time.Hour)
+	ms := device.NewGenerator(5, 0).Batch(1, f.clock.t.Add(-time.Minute), time.Minute)
+	msg := f.sealRaw(d, phd.Batch{DeviceID: "SN-OLD", Patient: f.patient.Pseudonym, Seq: 1, Measurements: ms}, f.in.PublicKey())
+	res := f.process(msg)[0]
+	if res.Status != ingest.Rejected || res.Reason != devices.ReasonCertificateExpired {
+		t.Errorf("got %s %s (%s), want rejected certificate-expired", res.Status, res.Reason, res.Detail)
+	}
+}

@@ -70,6 +70,7 @@ AI datasets, sealed provision to other organizations, and crypto-shredding.`,
 		newRecipientCmd(), newProvideCmd(), newPackageCmd(), newProvisionCmd(), newLifecycleCmd(), newPatientCmd(), newTraceCmd(),
 		newDeviceCmd(), newGatewayCmd(), newBenchCmd())
 	root.AddCommand(newScanCmd(), newImportCmd(), newQuarantineCmd(), newImagingCmd(), newDeidCmd(), newGuardCmd())
+	root.AddCommand(newCheckCmd())
 	return root
 }
 

@@ -11,8 +11,8 @@ func explain(spec Spec, e *evaluator, st SearchStats, res *Result) []string {
 	var out []string
 	out = append(out, fmt.Sprintf("privacy model: %s over %d quasi-identifiers, at most %.1f%% (%d) of %d records suppressed",
 		modelText(spec), len(e.qis), 100*spec.MaxSuppression, e.limit, e.n))
-	out = append(out, fmt.Sprintf("searched a lattice of %d generalizations: %d evaluated (%d from cached classes, %d stopped early), %d settled by monotonicity, the rest pruned by the information-loss bound",
-		st.Nodes, st.Evaluated, st.RolledUp, st.Stopped, st.Tagged))
+	out = append(out, fmt.Sprintf("searched a lattice of %d generalizations: %d evaluated (%d from cached classes, %d stopped early), %d settled by monotonicity without counting; %d passing nodes compared before the information-loss bound ended the search",
+		st.Nodes, st.Evaluated, st.RolledUp, st.Stopped, st.Tagged, st.Compared))
 	if !st.Monotone {
 		out = append(out, "the model is not monotone when records are suppressed, so only k-anonymity and distinct l-diversity pruned the lattice and every node they let through was evaluated")
 	}

@@ -75,6 +75,7 @@ type SearchStats struct {
 	RolledUp  int // of those, counted from a cached node's classes instead of the records
 	Stopped   int // of those, given up early: too many classes to ever pass
 	Tagged    int // nodes classified by monotonicity without counting
+	Compared  int // passing nodes whose information loss was compared
 	// Monotone says whether the whole model is monotone with suppression;
 	// when not, every node the monotone part lets through is a candidate.
 	Monotone bool
@@ -273,6 +274,9 @@ func (s *searcher) optimum() (evaluation, bool, error) {
 		ev, err := s.evaluate(v)
 		if err != nil {
 			return best, false, err
+		}
+		if ev.pass {
+			s.stats.Compared++
 		}
 		if ev.pass && (!found || s.better(ev, best)) {
 			best, found = ev, true

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
@@ -105,8 +106,8 @@ type Parts struct {
 // Attach adds device enrollment (/devices) and ingestion (/ingest) to a
 // server: it opens the device authority, asks TLS clients for certificates
 // (verified per request, so a refusal gets a reason code instead of a
-// failed handshake), settles claims a previous run left, and mounts both
-// APIs.
+// failed handshake), settles claims a previous run left, keeps the ledger
+// maintained until ctx ends, and mounts both APIs.
 func Attach(ctx context.Context, srv Server, p Parts) (*Ingester, error) {
 	a, err := devices.Open(ctx, devices.Config{DB: p.DB, Keys: p.Keys, Audit: p.Audit, Door: p.Door, Organization: p.Organization})
 	if err != nil {
@@ -122,6 +123,7 @@ func Attach(ctx context.Context, srv Server, p Parts) (*Ingester, error) {
 	if _, err := in.Recover(ctx, p.DB.Dialect() == store.SQLite); err != nil {
 		return nil, err
 	}
+	go in.Maintain(ctx, 10*time.Minute)
 	api, err := a.Handler(in.PublicKey(), in.cfg.Logger)
 	if err != nil {
 		return nil, err

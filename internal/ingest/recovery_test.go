@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/medsec/medsec/internal/ingest"
+	"github.com/medsec/medsec/internal/phd"
 	"github.com/medsec/medsec/internal/phd/device"
 	"github.com/medsec/medsec/internal/store"
 	"github.com/medsec/medsec/internal/store/storetest"
@@ -94,5 +95,28 @@ func mustExec(t *testing.T, db *store.DB, q string, args ...any) {
 	t.Helper()
 	if _, err := db.Exec(context.Background(), q, args...); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestPruneForgetsOnlyMessagesTooOldToReturn: ledger rows of messages older
+// than the accepted age go; recent ones and claims stay, and an old
+// message sent again is refused before the ledger matters.
+func TestPruneForgetsOnlyMessagesTooOldToReturn(t *testing.T) {
+	f := newFixture(t, storetest.OpenSQLite(t))
+	d := f.device("SN-PRUNE", device.KeyP256)
+	msg, _ := f.seal(d, 1)
+	if res := f.process(msg); res[0].Status != ingest.Stored {
+		t.Fatal(res[0])
+	}
+	mustExec(t, f.h.DB, `INSERT INTO ingest_messages (message_id, device, seq, gateway, sent_at, state, owner, claimed_at) VALUES (?, 'SN-X', 9, 'gw', 0, 'pending', 'ingest-dead', 0)`, []byte("0123456789abcdef"))
+	if n, err := f.in.Prune(context.Background()); err != nil || n != 0 {
+		t.Fatalf("pruned %d rows (%v) right away, want 0", n, err)
+	}
+	f.clock.t = f.clock.t.Add(8 * 24 * time.Hour)
+	if n, err := f.in.Prune(context.Background()); err != nil || n != 1 {
+		t.Fatalf("pruned %d rows (%v) after 8 days, want 1 (the stored one, not the claim)", n, err)
+	}
+	if res := f.process(msg); res[0].Status != ingest.Rejected || res[0].Reason != phd.ReasonTimestampTooOld {
+		t.Errorf("the pruned message sent again: %s %s, want rejected timestamp-too-old", res[0].Status, res[0].Reason)
 	}
 }

@@ -39,6 +39,9 @@ func newServeCmd() *cobra.Command {
 			if err := mountGuard(cmd.Context(), srv, h); err != nil {
 				return err
 			}
+			if _, err := mountConsole(cmd.Context(), srv, h, logger); err != nil {
+				return err
+			}
 			if listen == "" {
 				listen = h.Config.Server.Listen
 			}

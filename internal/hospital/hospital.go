@@ -21,6 +21,7 @@ import (
 	"github.com/medsec/medsec/internal/anomaly"
 	"github.com/medsec/medsec/internal/audit"
 	"github.com/medsec/medsec/internal/config"
+	"github.com/medsec/medsec/internal/dataset"
 	"github.com/medsec/medsec/internal/devices"
 	"github.com/medsec/medsec/internal/docsec"
 	"github.com/medsec/medsec/internal/guard/workstation"
@@ -65,7 +66,7 @@ const (
 
 // migrations lists every component's schema in dependency order.
 func migrations() [][]store.Migration {
-	return [][]store.Migration{keys.Migrations, audit.Migrations, identity.Migrations, records.Migrations, alerts.Migrations, docsec.Migrations, anomaly.Migrations, devices.Migrations, ingest.Migrations, lifecycle.Migrations, provision.Migrations, imaging.Migrations, workstation.Migrations}
+	return [][]store.Migration{keys.Migrations, audit.Migrations, identity.Migrations, records.Migrations, alerts.Migrations, docsec.Migrations, anomaly.Migrations, devices.Migrations, ingest.Migrations, lifecycle.Migrations, provision.Migrations, imaging.Migrations, workstation.Migrations, dataset.Migrations}
 }
 
 // OpenOptions says how to open an installation.

@@ -62,14 +62,16 @@ func Start(ctx context.Context, h *hospital.Hospital, opt Options) (*Pipeline, e
 	if err != nil {
 		return nil, err
 	}
-	p.Ingester, err = ingest.Attach(ctx, srv, ingest.Parts{DB: h.DB, Keys: h.Keys, Audit: h.Audit, Door: h.Door,
+	// Everything the pipeline starts stops at Close, whatever ctx does.
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	p.cancel = cancel
+	p.Ingester, err = ingest.Attach(runCtx, srv, ingest.Parts{DB: h.DB, Keys: h.Keys, Audit: h.Audit, Door: h.Door,
 		Organization: h.Config.Hospital.Name, Logger: opt.Logger, Stored: opt.Stored})
 	if err != nil {
+		cancel()
 		return nil, err
 	}
 	p.Authority = p.Ingester.Authority()
-	runCtx, cancel := context.WithCancel(context.Background())
-	p.cancel = cancel
 	p.ServerURL, err = p.serve(runCtx, func(c context.Context, ln net.Listener) error { return srv.Serve(c, ln) })
 	if err != nil {
 		p.Close()

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -12,7 +14,7 @@ import (
 )
 
 func newDemoCmd() *cobra.Command {
-	var asJSON, keep bool
+	var asJSON, keep, serve bool
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Run a small hospital's whole data life cycle in one process and report what happened",
@@ -23,10 +25,14 @@ verified, a patient destroyed by crypto-shredding while the log still verifies,
 and every file searched for identifying values left in plaintext.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			opt := demo.Options{Keep: keep}
+			opt := demo.Options{Keep: keep || serve}
 			if cmd.Flags().Changed("data") {
 				opt.Dir, _ = cmd.Flags().GetString("data")
 				opt.Passphrase = []byte(os.Getenv("MEDSEC_PASSPHRASE"))
+			}
+			started := time.Now()
+			if serve && len(opt.Passphrase) == 0 {
+				opt.Passphrase = []byte(rand.Text()) // --serve opens the hospital again
 			}
 			out := cmd.OutOrStdout()
 			if !asJSON {
@@ -39,14 +45,19 @@ and every file searched for identifying values left in plaintext.`,
 			if asJSON {
 				enc := json.NewEncoder(out)
 				enc.SetIndent("", "  ")
-				return enc.Encode(rep)
+				err = enc.Encode(rep)
+			} else {
+				printReport(out, rep)
 			}
-			printReport(out, rep)
-			return nil
+			if err != nil || !serve {
+				return err
+			}
+			return serveDemo(cmd, rep, opt.Passphrase, started, !cmd.Flags().Changed("data") && !keep)
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object instead of the text report")
 	cmd.Flags().BoolVar(&keep, "keep", false, "keep the temporary data directory")
+	cmd.Flags().BoolVar(&serve, "serve", false, "leave the demo hospital running: serve the console, portal and a waiting-room display, and print the address and the demo accounts")
 	return cmd
 }
 

@@ -56,8 +56,8 @@ type csrJSON struct {
 	CSR   string `json:"csr"` // base64 DER
 }
 
-// API serves enrollment, renewal and the status list over HTTPS.
-type API struct {
+// api serves enrollment, renewal and the status list over HTTPS.
+type api struct {
 	a           *Authority
 	verifier    *Verifier
 	hospitalKey []byte // PEM, handed to devices at enrollment
@@ -75,11 +75,11 @@ func (a *Authority) Handler(hospitalKey *ecdh.PublicKey, log *slog.Logger) (http
 	if log == nil {
 		log = slog.Default()
 	}
-	api := &API{a: a, verifier: NewVerifier(a.CA()), hospitalKey: pemKey, log: log}
+	srv := &api{a: a, verifier: NewVerifier(a.CA()), hospitalKey: pemKey, log: log}
 	r := chi.NewRouter()
-	r.Post(PathEnroll, api.enroll)
-	r.Post(PathRenew, api.renew)
-	r.Get(PathStatus, api.status)
+	r.Post(PathEnroll, srv.enroll)
+	r.Post(PathRenew, srv.renew)
+	r.Get(PathStatus, srv.status)
 	return r, nil
 }
 
@@ -95,7 +95,7 @@ func readCSR(r *http.Request) (csrJSON, []byte, error) {
 	return in, der, nil
 }
 
-func (api *API) enroll(w http.ResponseWriter, r *http.Request) {
+func (api *api) enroll(w http.ResponseWriter, r *http.Request) {
 	in, der, err := readCSR(r)
 	if err == nil {
 		var iss *Issued
@@ -107,7 +107,7 @@ func (api *API) enroll(w http.ResponseWriter, r *http.Request) {
 	api.refuse(w, err)
 }
 
-func (api *API) renew(w http.ResponseWriter, r *http.Request) {
+func (api *api) renew(w http.ResponseWriter, r *http.Request) {
 	id, err := api.clientIdentity(r)
 	if err != nil {
 		api.refuse(w, err)
@@ -124,7 +124,7 @@ func (api *API) renew(w http.ResponseWriter, r *http.Request) {
 	api.refuse(w, err)
 }
 
-func (api *API) answer(iss *Issued) enrollmentJSON {
+func (api *api) answer(iss *Issued) enrollmentJSON {
 	out := enrollmentJSON{Serial: iss.Device.Serial, Kind: iss.Device.Kind, Patient: iss.Device.Patient,
 		Certificate: string(iss.CertificatePEM), CA: string(iss.CAPEM)}
 	if iss.Device.Kind == KindDevice {
@@ -134,7 +134,7 @@ func (api *API) answer(iss *Issued) enrollmentJSON {
 }
 
 // clientIdentity verifies the TLS client certificate of r.
-func (api *API) clientIdentity(r *http.Request) (Identity, error) {
+func (api *api) clientIdentity(r *http.Request) (Identity, error) {
 	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
 		return Identity{}, &phd.Error{Reason: ReasonCertificateMissing, Detail: "present the certificate the hospital issued"}
 	}
@@ -170,7 +170,7 @@ func (a *Authority) ActiveGateway(ctx context.Context, v *Verifier, r *http.Requ
 	return d, nil
 }
 
-func (api *API) status(w http.ResponseWriter, r *http.Request) {
+func (api *api) status(w http.ResponseWriter, r *http.Request) {
 	if _, err := api.a.ActiveGateway(r.Context(), api.verifier, r); err != nil {
 		api.refuse(w, err)
 		return
@@ -198,7 +198,7 @@ func (api *API) status(w http.ResponseWriter, r *http.Request) {
 const HeaderSignature = "Medsec-Signature"
 
 // refuse answers err with its status code and reason.
-func (api *API) refuse(w http.ResponseWriter, err error) {
+func (api *api) refuse(w http.ResponseWriter, err error) {
 	status, ref := RefusalOf(err)
 	if status >= 500 {
 		api.log.Error("device API", "err", err)

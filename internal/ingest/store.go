@@ -64,9 +64,7 @@ func (in *Ingester) storeAll(ctx context.Context, gateway string, claimed []*ver
 		}
 		ready = append(ready, p)
 	}
-	for _, g := range groupByPatient(ready) {
-		outs = append(outs, in.storeGroup(ctx, gateway, g)...)
-	}
+	outs = append(outs, in.storeGroups(ctx, gateway, groupByPatient(ready))...)
 	for _, o := range outs {
 		results[o.v.index] = o.result
 	}
@@ -125,18 +123,31 @@ func groupByPatient(ready []*prepared) [][]*prepared {
 	return groups
 }
 
-// storeGroup stores one patient's messages through the door in one
-// transaction.
-func (in *Ingester) storeGroup(ctx context.Context, gateway string, g []*prepared) []outcome {
+// storeGroups stores every patient's group of messages through the door in
+// one transaction: one decision and one audit event per group, one commit
+// for all of them.
+func (in *Ingester) storeGroups(ctx context.Context, gateway string, groups [][]*prepared) []outcome {
 	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
-	var recs []records.Record
-	ids := make([]phd.MessageID, len(g))
-	for i, p := range g {
-		recs = append(recs, p.recs...)
-		ids[i] = p.v.header.MessageID
+	batches := make([]records.Batch, len(groups))
+	for i, g := range groups {
+		ids := make([]phd.MessageID, len(g))
+		var recs []records.Record
+		for j, p := range g {
+			recs = append(recs, p.recs...)
+			ids[j] = p.v.header.MessageID
+		}
+		batches[i] = records.Batch{Request: in.request(gateway, ids), PatientID: g[0].patient, Records: recs}
 	}
-	_, err := in.cfg.Door.AddRecords(ctx, in.request(gateway, ids), g[0].patient, recs)
+	var outs []outcome
+	for i, r := range in.cfg.Door.AddRecordsBulk(ctx, batches) {
+		outs = append(outs, in.groupOutcomes(ctx, gateway, groups[i], r.Err)...)
+	}
+	return outs
+}
+
+// groupOutcomes answers each message of a group by the group's outcome.
+func (in *Ingester) groupOutcomes(ctx context.Context, gateway string, g []*prepared, err error) []outcome {
 	outs := make([]outcome, len(g))
 	for i, p := range g {
 		if err != nil {

@@ -30,39 +30,100 @@ type Record struct {
 // AddRecords stores records of one patient in one transaction with one
 // audit event (a device batch, an import). The records get ids.
 func (d *Door) AddRecords(ctx context.Context, req Request, patientID string, recs []Record) ([]string, error) {
+	res := d.AddRecordsBulk(ctx, []Batch{{Request: req, PatientID: patientID, Records: recs}})
+	return res[0].IDs, res[0].Err
+}
+
+// Batch is one patient's records of one class in a bulk write.
+type Batch struct {
+	Request   Request
+	PatientID string
+	Records   []Record
+}
+
+// BatchResult is the outcome of one batch: its record ids, or why it was
+// not stored (denied, destroyed, invalid — each audited like a single
+// write).
+type BatchResult struct {
+	IDs []string
+	Err error
+}
+
+// AddRecordsBulk stores the batches of many patients in one transaction:
+// each batch is decided on its own and gets its own audit event, committed
+// with its records, so a busy ingestion pays one commit for many patients.
+// A batch that is refused does not hold up the others.
+func (d *Door) AddRecordsBulk(ctx context.Context, batches []Batch) []BatchResult {
+	res := make([]BatchResult, len(batches))
+	type ready struct {
+		i  int
+		a  *access
+		pk *keys.PatientKey
+	}
+	var ok []ready
+	for i, b := range batches {
+		a, pk, err := d.prepareWrite(ctx, b.Request, b.PatientID, b.Records)
+		if err != nil {
+			res[i].Err = err
+			continue
+		}
+		ok = append(ok, ready{i: i, a: a, pk: pk})
+	}
+	if len(ok) == 0 {
+		return res
+	}
+	err := d.db.ReadWriteTx(ctx, func(ctx context.Context, tx *store.Tx) error {
+		events := make([]audit.Event, len(ok))
+		for j, r := range ok {
+			events[j] = d.event(r.a, audit.Success, "")
+		}
+		if _, err := d.log.AppendTx(ctx, tx, events...); err != nil {
+			return err
+		}
+		for _, r := range ok {
+			b := batches[r.i]
+			ids := make([]string, len(b.Records))
+			if err := d.insertRecords(ctx, tx, r.pk, b.Request.Who.ID, b.Records, ids); err != nil {
+				return err
+			}
+			res[r.i].IDs = ids
+		}
+		return nil
+	})
+	if err != nil {
+		for _, r := range ok {
+			res[r.i] = BatchResult{Err: fmt.Errorf("add records: %w", err)}
+		}
+	}
+	return res
+}
+
+// prepareWrite checks a batch, decides it and fetches the patient's key;
+// a denial or a destroyed patient is audited here.
+func (d *Door) prepareWrite(ctx context.Context, req Request, patientID string, recs []Record) (*access, *keys.PatientKey, error) {
 	if len(recs) == 0 {
-		return nil, fmt.Errorf("%w: no records to add", ErrInvalid)
+		return nil, nil, fmt.Errorf("%w: no records to add", ErrInvalid)
 	}
 	class := recs[0].Class
 	for _, r := range recs {
 		if r.Class == "" || r.Class != class {
-			return nil, fmt.Errorf("%w: one batch holds records of one class", ErrInvalid)
+			return nil, nil, fmt.Errorf("%w: one batch holds records of one class", ErrInvalid)
 		}
 	}
 	facts, err := d.facts(ctx, d.db, patientID)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	a := &access{req: req, action: ActionWrite, class: class, facts: facts,
 		resource: fmt.Sprintf("Patient/%s/%s[%d]", facts.Pseudonym, class, len(recs))}
 	if err := d.authorize(ctx, a); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	pk, err := d.patientKey(ctx, facts)
 	if err != nil {
-		return nil, d.auditFailure(ctx, a, err)
+		return nil, nil, d.auditFailure(ctx, a, err)
 	}
-	ids := make([]string, len(recs))
-	err = d.db.ReadWriteTx(ctx, func(ctx context.Context, tx *store.Tx) error {
-		if _, err := d.log.AppendTx(ctx, tx, d.event(a, audit.Success, "")); err != nil {
-			return err
-		}
-		return d.insertRecords(ctx, tx, pk, req.Who.ID, recs, ids)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("add records: %w", err)
-	}
-	return ids, nil
+	return a, pk, nil
 }
 
 const recordCols = 11

@@ -343,3 +343,56 @@ func TestRecordsSearch(t *testing.T) {
 		}
 	})
 }
+
+// TestAddRecordsBulk stores several patients' batches in one transaction:
+// each is decided and audited on its own, and a refused one does not hold
+// up the others.
+func TestAddRecordsBulk(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newFixture(t, db)
+		ctx := context.Background()
+		a := f.register(t, alice)
+		bob := alice
+		bob.Name, bob.RRN, bob.Phone, bob.MRN = "이서연", "950505-2345678", "010-9999-0000", "MRN-000002"
+		b := f.register(t, bob)
+		doc := Request{Who: f.doc, Purpose: "TREAT"}
+		nurse := Request{Who: f.nurse, Purpose: "TREAT"}
+		obs := func(n int) []Record {
+			out := make([]Record, n)
+			for i := range out {
+				out[i] = Record{Class: ClassObservation, Code: "8867-4", Payload: []byte{byte(i)}}
+			}
+			return out
+		}
+		before := len(f.events(t))
+		res := f.door.AddRecordsBulk(ctx, []Batch{
+			{Request: doc, PatientID: a.ID, Records: obs(3)},
+			{Request: nurse, PatientID: b.ID, Records: obs(2)}, // not on the allow list
+			{Request: doc, PatientID: b.ID, Records: obs(4)},
+			{Request: doc, PatientID: "pt_nope", Records: obs(1)},
+		})
+		if len(res[0].IDs) != 3 || res[0].Err != nil || len(res[2].IDs) != 4 || res[2].Err != nil {
+			t.Errorf("allowed batches: %+v, %+v", res[0], res[2])
+		}
+		if !errors.Is(res[1].Err, ErrDenied) || !errors.Is(res[3].Err, ErrNotFound) {
+			t.Errorf("refused batches: %v, %v", res[1].Err, res[3].Err)
+		}
+		evs := f.events(t)[before:]
+		var writes, denials int
+		for _, e := range evs {
+			switch e.Outcome {
+			case audit.Success:
+				writes++
+			case audit.Denied:
+				denials++
+			}
+		}
+		if writes != 2 || denials != 1 {
+			t.Errorf("got %d write events and %d denials, want one per stored batch and one for the denial", writes, denials)
+		}
+		got, err := f.door.Records(ctx, doc, b.ID, Filter{Class: ClassObservation})
+		if err != nil || len(got) != 4 {
+			t.Errorf("patient b holds %d observations (%v), want 4", len(got), err)
+		}
+	})
+}

@@ -96,7 +96,7 @@ type searcher struct {
 	clock  int64
 	stats  SearchStats
 	budget int   // the most groups to keep cached
-	failed []int // failing nodes whose generalizations are still to follow
+	failed []int // failing nodes whose generalizations are still to follow, oldest first
 }
 
 func newSearcher(ctx context.Context, e *evaluator, lat lattice, base *groupTable) *searcher {
@@ -127,26 +127,25 @@ func (s *searcher) run() (evaluation, bool, error) {
 }
 
 // classify settles every node as passing or failing the monotone part, with
-// few evaluations. It takes the lowest unsettled node; when that fails, it
-// follows the border upward: from each failing node, a path of unsettled
-// generalizations is walked to the top and binary-searched (Flash). Each
+// few evaluations. It takes the unsettled node of least loss bound; when that
+// fails, it follows the border upward: from each failing node in turn, a
+// path of unsettled generalizations is walked to the top and binary-searched
+// (Flash). Each
 // evaluation tags all generalizations of a passing node and all
 // specializations of a failing node (predictive tagging), so most nodes are
 // settled without being counted; and as paths start just above a failing
 // node, they roll up from its cached classes.
 func (s *searcher) classify() error {
 	order := s.nodesBy(func(a, b int) bool {
-		if s.height[a] != s.height[b] {
-			return s.height[a] < s.height[b]
-		}
 		return s.lb[a] < s.lb[b]
 	})
 	for _, v := range order {
 		if s.status[v] != unknown {
 			continue
 		}
-		// all of v's specializations fail: v is near the border, and
-		// counting it first gives the paths above it a source to roll up from
+		// v's specializations are settled, so most likely fail: v is near
+		// the border, and counting it first gives the paths above it a
+		// source to roll up from
 		if err := s.searchPath([]int{v}); err != nil {
 			return err
 		}
@@ -163,8 +162,8 @@ func (s *searcher) classify() error {
 // the failing node's cached classes.
 func (s *searcher) followBorder() error {
 	for len(s.failed) > 0 {
-		f := s.failed[len(s.failed)-1]
-		s.failed = s.failed[:len(s.failed)-1]
+		f := s.failed[0]
+		s.failed = s.failed[1:]
 		var err error
 		s.lat.up(f, func(u int) {
 			if err == nil && s.status[u] == unknown {

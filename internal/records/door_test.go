@@ -260,7 +260,8 @@ func TestDestroy(t *testing.T) {
 		ctx := context.Background()
 		reg := f.register(t, alice)
 		doc := Request{Who: f.doc, Purpose: "TREAT"}
-		if _, err := f.door.AddRecords(ctx, doc, reg.ID, []Record{{Class: ClassObservation, Code: "8867-4", Payload: []byte("72")}}); err != nil {
+		recIDs, err := f.door.AddRecords(ctx, doc, reg.ID, []Record{{Class: ClassObservation, Code: "8867-4", Payload: []byte("72")}})
+		if err != nil {
 			t.Fatal(err)
 		}
 		officer := staff(t, identity.NewDirectory(db), "officer", "security_officer")
@@ -273,7 +274,17 @@ func TestDestroy(t *testing.T) {
 		if err := f.door.DestroyPatient(ctx, Request{Who: officer, Purpose: "HOPERAT"}, reg.ID, "REQUEST erasure #9"); err != nil {
 			t.Fatal(err)
 		}
-		_, err := f.door.Patient(ctx, doc, reg.ID)
+		if _, err := f.door.Record(ctx, doc, recIDs[0]); !errors.Is(err, keys.ErrDestroyed) {
+			t.Errorf("a record read by id after destruction: got %v, want ErrDestroyed", err)
+		}
+		for _, q := range []string{`SELECT COUNT(*) FROM phi_index WHERE patient_id = ?`, `SELECT COUNT(*) FROM phi_fields WHERE patient_id = ?`,
+			`SELECT COUNT(*) FROM phi_records WHERE patient_id = ? AND (code_digest IS NOT NULL OR LENGTH(payload) > 0)`} {
+			var n int
+			if err := db.QueryRow(ctx, q, reg.ID).Scan(&n); err != nil || n != 0 {
+				t.Errorf("%s: %d rows left (%v), want none", q, n, err)
+			}
+		}
+		_, err = f.door.Patient(ctx, doc, reg.ID)
 		if !errors.Is(err, keys.ErrDestroyed) || !strings.Contains(err.Error(), "destroyed on") || !strings.Contains(err.Error(), "REQUEST erasure #9") ||
 			!strings.Contains(err.Error(), reg.Pseudonym) || strings.Contains(err.Error(), reg.ID) {
 			t.Errorf("read after destruction: got %v, want the destroyed error naming the pseudonym and basis", err)

@@ -304,10 +304,7 @@ func (d *Door) DestroyPatient(ctx context.Context, req Request, id, basis string
 		if _, err := d.log.AppendTx(ctx, tx, d.event(a, audit.Success, "crypto-shredded: "+basis)); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM phi_index WHERE patient_id = ?`, id); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `DELETE FROM phi_fields WHERE patient_id = ?`, id); err != nil {
+		if err := deletePatientRows(ctx, tx, id); err != nil {
 			return err
 		}
 		_, err := tx.Exec(ctx, `UPDATE phi_patients SET destroyed_at = ? WHERE id = ?`, d.now().UnixNano(), id)
@@ -334,4 +331,35 @@ func (d *Door) ResolvePseudonym(ctx context.Context, pseudonym string) (string, 
 		return "", fmt.Errorf("%w: patient %s", ErrNotFound, pseudonym)
 	}
 	return id, err
+}
+
+// On destruction the patient's identifying rows go (blind indexes, sealed
+// fields, consents, portal tokens): without the key their sealed values are
+// noise, but keyed digests could still link the pseudonym to a guessed
+// value. Records and imaging rows stay as empty shells (id, patient, class,
+// dates) so that a later read by record id or study UID still answers "destroyed on DATE by BASIS" instead
+// of "not found"; their contents and code digests are wiped. Break-glass
+// sessions stay as access-control evidence (their reasons are sealed and
+// now unreadable).
+var shreddedTables = []string{"phi_index", "phi_fields", "phi_consents", "phi_portal_tokens"}
+
+var shellUpdates = []string{
+	`UPDATE phi_records SET code_digest = NULL, code = ?, payload = ?, labels = '' WHERE patient_id = ?`,
+	`UPDATE phi_imaging SET content_digest = ?, meta = ?, data = ? WHERE patient_id = ?`,
+}
+
+func deletePatientRows(ctx context.Context, tx *store.Tx, id string) error {
+	for _, t := range shreddedTables {
+		if _, err := tx.Exec(ctx, `DELETE FROM `+t+` WHERE patient_id = ?`, id); err != nil {
+			return fmt.Errorf("delete %s rows: %w", t, err)
+		}
+	}
+	empty := []byte{}
+	if _, err := tx.Exec(ctx, shellUpdates[0], empty, empty, id); err != nil {
+		return fmt.Errorf("wipe records: %w", err)
+	}
+	if _, err := tx.Exec(ctx, shellUpdates[1], empty, empty, empty, id); err != nil {
+		return fmt.Errorf("wipe imaging: %w", err)
+	}
+	return nil
 }

@@ -19,8 +19,10 @@ import (
 	"github.com/medsec/medsec/internal/hospital"
 	"github.com/medsec/medsec/internal/identity"
 	"github.com/medsec/medsec/internal/keys"
+	"github.com/medsec/medsec/internal/lifecycle/lifecycletest"
 	"github.com/medsec/medsec/internal/records"
 	"github.com/medsec/medsec/internal/server"
+	"github.com/medsec/medsec/internal/store/storetest"
 )
 
 // testClock is the hospital's clock in a test: sign-ins with one-time
@@ -74,16 +76,24 @@ var fixtureStaff = []identity.NewStaff{
 
 var fixtureNames = []string{"김민수", "Kim Ji-hun", "박서준", "이수"}
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T) *fixture { return newFixtureOn(t, lifecycletest.SQLite) }
+
+// newFixtureOn makes the fixture on a backend (PostgreSQL in a fresh
+// schema when b names one).
+func newFixtureOn(t *testing.T, b lifecycletest.Backend) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "data")
 	pass := []byte("console test passphrase")
-	if _, err := hospital.Init(ctx, hospital.InitOptions{Dir: dir, Profile: "large", HospitalName: "Console Test Hospital",
+	dsn := ""
+	if b.DSN != "" {
+		dsn = storetest.WithSchema(b.DSN, storetest.NewSchema(t, b.DSN))
+	}
+	if _, err := hospital.Init(ctx, hospital.InitOptions{Dir: dir, Profile: "large", HospitalName: "Console Test Hospital", DSN: dsn,
 		Passphrase: pass, AdminPassword: "correct-horse-battery-7", KDF: keys.KDFParams{Time: 1, MemoryKiB: 1024, Threads: 1}}); err != nil {
 		t.Fatal(err)
 	}
-	h, err := hospital.Open(ctx, dir, hospital.OpenOptions{Passphrase: pass})
+	h, err := hospital.Open(ctx, dir, hospital.OpenOptions{Passphrase: pass, DSN: dsn})
 	if err != nil {
 		t.Fatal(err)
 	}

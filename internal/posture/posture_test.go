@@ -24,6 +24,8 @@ import (
 	"github.com/medsec/medsec/internal/hospital"
 	"github.com/medsec/medsec/internal/identity"
 	"github.com/medsec/medsec/internal/keys"
+	"github.com/medsec/medsec/internal/lifecycle/lifecycletest"
+	"github.com/medsec/medsec/internal/store/storetest"
 )
 
 type fixture struct {
@@ -35,16 +37,24 @@ type fixture struct {
 const adminPassword = "correct-horse-battery-7"
 
 func newFixture(t *testing.T, profile string) *fixture {
+	return newFixtureOn(t, profile, lifecycletest.SQLite)
+}
+
+func newFixtureOn(t *testing.T, profile string, b lifecycletest.Backend) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "data")
 	pass := []byte("posture test passphrase")
-	res, err := hospital.Init(ctx, hospital.InitOptions{Dir: dir, Profile: profile, HospitalName: "Posture Test Hospital",
+	dsn := ""
+	if b.DSN != "" {
+		dsn = storetest.WithSchema(b.DSN, storetest.NewSchema(t, b.DSN))
+	}
+	res, err := hospital.Init(ctx, hospital.InitOptions{Dir: dir, Profile: profile, HospitalName: "Posture Test Hospital", DSN: dsn,
 		Passphrase: pass, AdminPassword: adminPassword, KDF: keys.KDFParams{Time: 1, MemoryKiB: 1024, Threads: 1}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := hospital.Open(ctx, dir, hospital.OpenOptions{Passphrase: pass})
+	h, err := hospital.Open(ctx, dir, hospital.OpenOptions{Passphrase: pass, DSN: dsn})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,7 +261,11 @@ func TestLargeHospital(t *testing.T) {
 }
 
 func TestVerifyRecordsTampering(t *testing.T) {
-	f := newFixture(t, "small")
+	lifecycletest.Each(t, testVerifyRecordsTampering)
+}
+
+func testVerifyRecordsTampering(t *testing.T, b lifecycletest.Backend) {
+	f := newFixtureOn(t, "small", b)
 	ctx := context.Background()
 	if _, err := Verify(ctx, f.h, "test"); err != nil {
 		t.Fatal(err)

@@ -149,3 +149,29 @@ func FuzzMask(f *testing.F) {
 		checkHides(t, r, name)
 	})
 }
+
+func FuzzSettings(f *testing.F) {
+	for _, s := range []string{"mask:\n  char: \"#\"\n", "refresh_seconds: 30\n", "calling: [1]\n", "mask: {width: 99}\n", "\x00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, text string) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, FileName), []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s, err := Load(dir)
+		if err != nil {
+			return
+		}
+		if err := s.Validate(); err != nil {
+			t.Errorf("Load accepted settings that do not validate: %v", err)
+		}
+		checkHides(t, s.Mask, "김민수 Kim")
+	})
+}
+
+func BenchmarkMask(b *testing.B) {
+	for b.Loop() {
+		DefaultRule.Mask("김민수 Kim Ji-hun")
+	}
+}

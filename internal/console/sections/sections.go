@@ -51,7 +51,7 @@ func (l Ledger) Table(ctx context.Context) (console.Table, error) {
 	now := l.Now()
 	for _, e := range es {
 		state := e.State(now)
-		t.Rows = append(t.Rows, console.Row{State: ledgerState(state), Cells: []string{e.ID, e.RecipientName + " (" + e.RecipientKind + ")",
+		t.Rows = append(t.Rows, console.Row{State: ledgerState(state), Cells: []string{e.ID, e.RecipientName + " (" + e.Recipient + ", " + e.RecipientKind + ")",
 			e.Patient, e.Purpose, dash(e.Basis), day(e.Created), day(e.Deadline), state, day(e.Closed)}})
 	}
 	t.Note = fmt.Sprintf("%d packages; verify one with: medsec provision ledger", len(es))

@@ -402,7 +402,7 @@ func (d *Door) deleteBatch(ctx context.Context, req Request, class string, cutof
 	if err != nil || len(allowed) == 0 {
 		return err
 	}
-	counts, err := d.expiredOf(ctx, class, cutoff, allowed)
+	counts, err := d.countRecords(ctx, allowed, class, &cutoff)
 	if err != nil {
 		return err
 	}
@@ -457,14 +457,15 @@ func (d *Door) decideDestroy(ctx context.Context, req Request, class string, ids
 	return allowed, nil
 }
 
-// factsOf loads the facts of live patients among ids.
+// factsOf loads, in one query, what facts loads for each live patient
+// among ids.
 func (d *Door) factsOf(ctx context.Context, ids []string) ([]*PatientFacts, error) {
 	args := make([]any, len(ids))
 	for i, id := range ids {
 		args[i] = id
 	}
-	rows, err := d.db.Query(ctx, `SELECT id, pseudonym, department, ward, labels, attending, care_team, active_encounter FROM phi_patients
-		WHERE destroyed_at IS NULL AND id IN (`+placeholders(len(ids))+`) ORDER BY id`, args...)
+	rows, err := d.db.Query(ctx, `SELECT id, pseudonym, department, ward, labels, attending, care_team, active_encounter, consents, staff_member, surname_digest
+		FROM phi_patients WHERE destroyed_at IS NULL AND id IN (`+placeholders(len(ids))+`) ORDER BY id`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read patients: %w", err)
 	}
@@ -472,26 +473,35 @@ func (d *Door) factsOf(ctx context.Context, ids []string) ([]*PatientFacts, erro
 	var out []*PatientFacts
 	for rows.Next() {
 		f := &PatientFacts{}
-		var labels, team string
-		var active int
-		if err := rows.Scan(&f.ID, &f.Pseudonym, &f.Department, &f.Ward, &labels, &f.Attending, &team, &active); err != nil {
+		var labels, team, consents string
+		var active, staffMember int
+		if err := rows.Scan(&f.ID, &f.Pseudonym, &f.Department, &f.Ward, &labels, &f.Attending, &team, &active, &consents, &staffMember, &f.surname); err != nil {
 			return nil, err
 		}
-		f.Labels, f.CareTeam, f.ActiveEncounter = splitList(labels), splitList(team), active != 0
+		f.Labels, f.CareTeam, f.ActiveEncounter, f.StaffMember = splitList(labels), splitList(team), active != 0, staffMember != 0
+		if f.Consents, err = decodeTerms(consents); err != nil {
+			return nil, fmt.Errorf("read consents of %s: %w", f.Pseudonym, err)
+		}
 		out = append(out, f)
 	}
 	return out, rows.Err()
 }
 
-func (d *Door) expiredOf(ctx context.Context, class string, cutoff time.Time, allowed []*access) (map[string]int, error) {
-	args := []any{class, cutoff.UnixNano()}
+// countRecords counts the records of each allowed patient, of one class
+// before cutoff when class is set.
+func (d *Door) countRecords(ctx context.Context, allowed []*access, class string, cutoff *time.Time) (map[string]int, error) {
+	q := `SELECT patient_id, COUNT(*) FROM phi_records WHERE patient_id IN (` + placeholders(len(allowed)) + `)`
+	args := make([]any, 0, len(allowed)+2)
 	for _, a := range allowed {
 		args = append(args, a.facts.ID)
 	}
-	rows, err := d.db.Query(ctx, `SELECT patient_id, COUNT(*) FROM phi_records WHERE class = ? AND effective_at < ? AND patient_id IN (`+
-		placeholders(len(allowed))+`) GROUP BY patient_id`, args...)
+	if class != "" {
+		q += ` AND class = ? AND effective_at < ?`
+		args = append(args, class, cutoff.UnixNano())
+	}
+	rows, err := d.db.Query(ctx, q+` GROUP BY patient_id`, args...)
 	if err != nil {
-		return nil, fmt.Errorf("count expired %s records: %w", class, err)
+		return nil, fmt.Errorf("count records: %w", err)
 	}
 	defer rows.Close()
 	out := map[string]int{}
@@ -511,8 +521,8 @@ func placeholders(n int) string { return strings.TrimSuffix(strings.Repeat("?,",
 // ShredPatients crypto-shreds several patients, as DestroyPatient does for
 // one, in transactions of a few hundred and with one compaction at the end:
 // each patient is decided (action destroy, class demographics), gets an
-// audit event in the transaction of its destruction, loses its data key,
-// blind indexes and sealed fields. Patients already destroyed are skipped.
+// audit event in the transaction of its destruction, loses its data key
+// and the rows of shreddedTables. Patients already destroyed are skipped.
 func (d *Door) ShredPatients(ctx context.Context, req Request, ids []string, basis string) (Destruction, error) {
 	if strings.TrimSpace(basis) == "" {
 		return Destruction{}, fmt.Errorf("%w: destruction needs a basis (REQUEST … or POLICY …)", ErrInvalid)
@@ -531,45 +541,46 @@ func (d *Door) shredBatch(ctx context.Context, req Request, ids []string, basis 
 	if err != nil || len(allowed) == 0 {
 		return err
 	}
-	counts := map[string]int{}
+	counts, err := d.countRecords(ctx, allowed, "", nil)
+	if err != nil {
+		return err
+	}
 	err = d.db.ReadWriteTx(ctx, func(ctx context.Context, tx *store.Tx) error {
-		clear(counts)
+		events := make([]audit.Event, 0, len(allowed))
 		for _, a := range allowed {
-			n, err := d.shredOne(ctx, tx, a, basis)
-			if err != nil {
-				return err
+			if err := d.keys.DestroyPatientKey(ctx, tx, a.facts.ID, a.req.Who.ID, basis); err != nil {
+				return fmt.Errorf("patient %s: %w", a.facts.Pseudonym, err)
 			}
-			counts[a.facts.Pseudonym] = n
+			events = append(events, d.event(a, audit.Success, fmt.Sprintf("crypto-shredded with %d records: %s", counts[a.facts.ID], basis)))
 		}
-		return nil
+		if _, err := d.log.AppendTx(ctx, tx, events...); err != nil {
+			return err
+		}
+		return d.deleteShredded(ctx, tx, allowed)
 	})
 	if err != nil {
 		return fmt.Errorf("crypto-shred patients: %w", err)
 	}
-	for p, n := range counts {
-		res.Patients[p] = n
-		res.Records += n
+	for _, a := range allowed {
+		res.Patients[a.facts.Pseudonym] = counts[a.facts.ID]
+		res.Records += counts[a.facts.ID]
 	}
 	return nil
 }
 
-func (d *Door) shredOne(ctx context.Context, tx *store.Tx, a *access, basis string) (int, error) {
-	id := a.facts.ID
-	var n int
-	if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM phi_records WHERE patient_id = ?`, id).Scan(&n); err != nil {
-		return 0, err
+// deleteShredded does what DestroyPatient does after the key is gone, for
+// a batch: the rows of shreddedTables deleted, the patients marked.
+func (d *Door) deleteShredded(ctx context.Context, tx *store.Tx, allowed []*access) error {
+	in := placeholders(len(allowed))
+	args := make([]any, 0, len(allowed)+1)
+	for _, a := range allowed {
+		args = append(args, a.facts.ID)
 	}
-	if err := d.keys.DestroyPatientKey(ctx, tx, id, a.req.Who.ID, basis); err != nil {
-		return 0, fmt.Errorf("patient %s: %w", a.facts.Pseudonym, err)
-	}
-	if _, err := d.log.AppendTx(ctx, tx, d.event(a, audit.Success, fmt.Sprintf("crypto-shredded with %d records: %s", n, basis))); err != nil {
-		return 0, err
-	}
-	for _, q := range []string{`DELETE FROM phi_index WHERE patient_id = ?`, `DELETE FROM phi_fields WHERE patient_id = ?`} {
-		if _, err := tx.Exec(ctx, q, id); err != nil {
-			return 0, err
+	for _, t := range shreddedTables {
+		if _, err := tx.Exec(ctx, `DELETE FROM `+t+` WHERE patient_id IN (`+in+`)`, args...); err != nil {
+			return fmt.Errorf("delete %s rows: %w", t, err)
 		}
 	}
-	_, err := tx.Exec(ctx, `UPDATE phi_patients SET destroyed_at = ? WHERE id = ?`, d.now().UnixNano(), id)
-	return n, err
+	_, err := tx.Exec(ctx, `UPDATE phi_patients SET destroyed_at = ? WHERE id IN (`+in+`)`, append([]any{d.now().UnixNano()}, args...)...)
+	return err
 }

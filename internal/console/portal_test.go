@@ -91,6 +91,17 @@ func TestPortal(t *testing.T) {
 		t.Errorf("withdraw without the form token: %d, want 403", r.status)
 	}
 
+	for path, want := range map[string]string{"/portal/devices": "No device is registered to you.", "/portal/requests": "Not available yet"} {
+		if r := p.get(path); r.status != http.StatusOK || !strings.Contains(r.body, want) {
+			t.Errorf("%s: %d, want 200 with %q", path, r.status, want)
+		}
+	}
+	if r := p.get("/console/"); r.status != http.StatusSeeOther {
+		t.Errorf("a patient's session opened the staff console: %d", r.status)
+	}
+	if r := f.signIn(t, "officer.han").get("/portal/"); r.status != http.StatusSeeOther {
+		t.Errorf("a staff session opened the patient portal: %d", r.status)
+	}
 	other := f.client(t)
 	if r := other.get("/portal/"); r.status != http.StatusSeeOther {
 		t.Errorf("portal without a session: %d, want a redirect to sign in", r.status)

@@ -94,6 +94,7 @@ func parsePages(cat catalog) (map[string]*template.Template, error) {
 func funcs(cat catalog) template.FuncMap {
 	return template.FuncMap{
 		"t":     cat.text,
+		"tor":   cat.textOr,
 		"when":  formatTime,
 		"day":   func(t time.Time) string { return dayOf(t) },
 		"join":  strings.Join,
@@ -115,6 +116,15 @@ func (c catalog) text(key string, args ...any) string {
 		return msg
 	}
 	return fmt.Sprintf(msg, args...)
+}
+
+// textOr translates key, or shows fallback when the catalog has no such
+// message (names that come from other packages in English).
+func (c catalog) textOr(key, fallback string) string {
+	if msg, ok := c[key]; ok {
+		return msg
+	}
+	return fallback
 }
 
 func formatTime(t time.Time) string {

@@ -124,3 +124,20 @@ func TestSecurityHeaders(t *testing.T) {
 		}
 	}
 }
+
+func TestKoreanOverview(t *testing.T) {
+	f := newFixture(t)
+	c := f.signIn(t, "officer.han")
+	c.get("/lang?to=ko&back=/console/")
+	r := c.get("/console/")
+	for _, want := range []string{"의료 정보가 이동하는 곳", "정보 암호화", "감사 통제", "개인정보 보호", "처리 대기 경보"} {
+		if !strings.Contains(r.body, want) {
+			t.Errorf("Korean overview lacks %q", want)
+		}
+	}
+	for _, english := range []string{"Information encryption", "Audit controls", "Open alerts"} {
+		if strings.Contains(r.body, english) {
+			t.Errorf("Korean overview shows %q in English", english)
+		}
+	}
+}

@@ -40,7 +40,9 @@ type Console struct {
 	display  display.Settings
 	devices  *devices.Authority // nil when the profile uses no devices
 	views    *views
-	csrfKey  []byte
+	csrfKey  []byte      // keys CSRF tokens
+	codeKey  []byte      // keys the MACs of activation codes
+	sealKey  []byte      // seals portal tokens
 	sealer   cipher.AEAD // seals portal tokens in the console's tables
 	stats    *stats
 	posture  *postureCache
@@ -100,8 +102,10 @@ func (c *Console) prepare(ctx context.Context, opt Options) error {
 	if err != nil {
 		return err
 	}
-	c.csrfKey = deriveKey(secret, "csrf")
-	block, err := aes.NewCipher(deriveKey(secret, "portal-token"))
+	if err := c.deriveKeys(secret); err != nil {
+		return err
+	}
+	block, err := aes.NewCipher(c.sealKey)
 	if err != nil {
 		return err
 	}

@@ -1,24 +1,29 @@
 package console
 
 import (
+	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"fmt"
 	"net/http"
 	"sync"
 	"time"
-
-	"golang.org/x/crypto/hkdf"
 )
 
-// deriveKey makes a 32-byte key for one use from the console's secret.
-func deriveKey(secret []byte, use string) []byte {
-	k := make([]byte, 32)
-	if _, err := hkdf.New(sha256.New, secret, nil, []byte("medsec console "+use)).Read(k); err != nil {
-		panic(err) // hkdf cannot fail for 32 bytes
+// deriveKeys makes the console's keys, one per use, from its secret.
+func (c *Console) deriveKeys(secret []byte) error {
+	for _, k := range []struct {
+		use string
+		key *[]byte
+	}{{"csrf", &c.csrfKey}, {"activation code", &c.codeKey}, {"portal-token", &c.sealKey}} {
+		var err error
+		if *k.key, err = hkdf.Key(sha256.New, secret, nil, "medsec console "+k.use, 32); err != nil {
+			return fmt.Errorf("derive the console's %s key: %w", k.use, err)
+		}
 	}
-	return k
+	return nil
 }
 
 // CSRF: every form carries a token bound to the session it was made for

@@ -112,7 +112,7 @@ func normalizeCode(code string) string {
 }
 
 func (c *Console) codeMAC(code string) []byte {
-	m := hmac.New(sha256.New, deriveKey(c.csrfKey, "activation code"))
+	m := hmac.New(sha256.New, c.codeKey)
 	m.Write([]byte(normalizeCode(code)))
 	return m.Sum(nil)
 }

@@ -120,15 +120,15 @@ func (in *Inbox) Raise(ctx context.Context, q store.Querier, a Alert) (bool, err
 	if a.Dedup != "" {
 		dedup = a.Dedup
 	}
-	_, err := q.Exec(ctx, `INSERT INTO alerts (id, kind, severity, subject, patient, summary, detail, dedup, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	// ON CONFLICT, not a caught unique violation: on PostgreSQL a failed
+	// statement aborts the caller's whole transaction.
+	res, err := q.Exec(ctx, `INSERT INTO alerts (id, kind, severity, subject, patient, summary, detail, dedup, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedup) DO NOTHING`,
 		a.ID, a.Kind, a.Severity, a.Subject, a.Patient, a.Summary, a.Detail, dedup, in.now().UnixNano())
-	if errors.Is(err, store.ErrConflict) {
-		return false, nil
-	}
 	if err != nil {
 		return false, fmt.Errorf("raise alert: %w", err)
 	}
-	return true, nil
+	n, err := res.RowsAffected()
+	return n == 1, err
 }
 
 // Filter selects alerts.

@@ -36,6 +36,18 @@ func TestInbox(t *testing.T) {
 		if ok, _ := in.Raise(ctx, db, Alert{Kind: KindOverdue, Summary: "receipt overdue", Dedup: "overdue:1"}); ok {
 			t.Error("a deduplicated alert was raised twice")
 		}
+		// A duplicate raised inside a transaction must not break it (on
+		// PostgreSQL a failed statement aborts the whole transaction).
+		err = db.ReadWriteTx(ctx, func(ctx context.Context, tx *store.Tx) error {
+			if ok, err := in.Raise(ctx, tx, Alert{Kind: KindOverdue, Summary: "receipt overdue", Dedup: "overdue:1"}); ok || err != nil {
+				t.Errorf("duplicate in a transaction: raised %v, %v", ok, err)
+			}
+			_, err := log.AppendTx(ctx, tx, audit.Event{Actor: "test", Action: "alert.test", Outcome: audit.Success})
+			return err
+		})
+		if err != nil {
+			t.Errorf("the transaction after a duplicate alert failed: %v", err)
+		}
 		in.Raise(ctx, db, Alert{Kind: KindBreakGlass, Severity: Critical, Summary: "break-glass by st_1", Patient: "P-x"})
 		if _, err := in.Raise(ctx, db, Alert{Kind: KindAnomaly}); err == nil {
 			t.Error("an alert without a summary was raised")

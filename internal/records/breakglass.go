@@ -89,15 +89,18 @@ func (d *Door) recordBreakGlass(ctx context.Context, a *access, s *BreakGlassSes
 	if err != nil {
 		return err
 	}
+	// The typed reason often names the patient or the diagnosis: it is
+	// sealed with the patient's key and never copied into the audit log or
+	// the alert (the officer reads it through BreakGlassReason).
 	reason := pk.Seal(keys.Field{Table: "phi_break_glass", Record: s.ID, Name: "reason"}, []byte(s.Reason))
-	detail := fmt.Sprintf("reason typed: %q; policy: %s; open until %s", s.Reason,
+	detail := fmt.Sprintf("session %s; policy: %s; open until %s; the typed reason is sealed with the patient's data (open it from the review)", s.ID,
 		strings.Join(a.decision.Policies, ", "), s.Expires.UTC().Format(time.RFC3339))
 	return d.db.ReadWriteTx(ctx, func(ctx context.Context, tx *store.Tx) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO phi_break_glass (id, staff_id, patient_id, reason, started_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)`,
 			s.ID, s.StaffID, a.facts.ID, reason, s.Started.UnixNano(), s.Expires.UnixNano()); err != nil {
 			return err
 		}
-		ev := d.event(a, audit.Success, "break-glass opened until "+s.Expires.UTC().Format(time.RFC3339)+": "+s.Reason)
+		ev := d.event(a, audit.Success, "break-glass session "+s.ID+" opened until "+s.Expires.UTC().Format(time.RFC3339))
 		ev.Resource = "BreakGlass/" + s.ID
 		if _, err := d.log.AppendTx(ctx, tx, ev); err != nil {
 			return err
@@ -107,4 +110,36 @@ func (d *Door) recordBreakGlass(ctx context.Context, a *access, s *BreakGlassSes
 			Summary: fmt.Sprintf("%s (%s) broke the glass on patient %s; review the emergency access", a.req.Who.Username, a.req.Who.Role, s.Patient)})
 		return err
 	})
+}
+
+// BreakGlassReason opens the typed reason of a break-glass session for the
+// security officer's review. It is a read of audit data about the patient:
+// decided (class audit), audited, then unsealed.
+func (d *Door) BreakGlassReason(ctx context.Context, req Request, sessionID string) (string, error) {
+	var patientID string
+	var sealed []byte
+	err := d.db.QueryRow(ctx, `SELECT patient_id, reason FROM phi_break_glass WHERE id = ?`, sessionID).Scan(&patientID, &sealed)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", fmt.Errorf("%w: break-glass session %s", ErrNotFound, sessionID)
+	}
+	if err != nil {
+		return "", err
+	}
+	facts, err := d.facts(ctx, d.db, patientID)
+	if err != nil {
+		return "", err
+	}
+	a := &access{req: req, action: ActionRead, class: ClassAudit, facts: facts, resource: "BreakGlass/" + sessionID}
+	if err := d.authorize(ctx, a); err != nil {
+		return "", err
+	}
+	pk, err := d.patientKey(ctx, facts)
+	if err != nil {
+		return "", d.auditFailure(ctx, a, err)
+	}
+	if err := d.auditRead(ctx, a, "break-glass reason opened for review"); err != nil {
+		return "", err
+	}
+	pt, err := pk.Open(keys.Field{Table: "phi_break_glass", Record: sessionID, Name: "reason"}, sealed)
+	return string(pt), err
 }

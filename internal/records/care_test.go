@@ -13,6 +13,7 @@ import (
 
 	"github.com/medsec/medsec/internal/alerts"
 	"github.com/medsec/medsec/internal/audit"
+	"github.com/medsec/medsec/internal/identity"
 	"github.com/medsec/medsec/internal/store"
 	"github.com/medsec/medsec/internal/store/storetest"
 )
@@ -196,6 +197,31 @@ func TestBreakGlassSession(t *testing.T) {
 		}
 		if opened != 2 {
 			t.Errorf("%d break-glass openings audited, want 2", opened)
+		}
+		// The typed reason is sealed: it is in no audit event and no alert,
+		// and the security officer opens it through the door, audited.
+		for _, e := range f.events(t) {
+			if strings.Contains(e.Reason+e.Resource+e.Source+string(e.Decision), "cardiac arrest") {
+				t.Errorf("audit event %d holds the typed reason: %+v", e.Index, e)
+			}
+		}
+		all, _ := f.door.alerts.List(ctx, alerts.Filter{})
+		for _, a := range all {
+			if strings.Contains(a.Summary+a.Detail, "cardiac arrest") {
+				t.Errorf("alert %s holds the typed reason", a.ID)
+			}
+		}
+		officer := staff(t, identity.NewDirectory(db), "officer", "security_officer")
+		f.allow("security_officer", ActionRead, ClassAudit)
+		got, err := f.door.BreakGlassReason(ctx, Request{Who: officer, Purpose: "HOPERAT"}, first)
+		if err != nil || got != "cardiac arrest on the corridor" {
+			t.Errorf("the officer's review: %q, %v", got, err)
+		}
+		if e := f.lastEvent(t); e.Action != "audit.read" || e.Actor != officer.ID || e.Resource != "BreakGlass/"+first {
+			t.Errorf("last event %+v, want the officer's audited read of the reason", e)
+		}
+		if _, err := f.door.BreakGlassReason(ctx, Request{Who: f.nurse, Purpose: "TREAT"}, first); !errors.Is(err, ErrDenied) {
+			t.Errorf("the nurse opening the review: got %v, want ErrDenied", err)
 		}
 	})
 }

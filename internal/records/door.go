@@ -258,7 +258,7 @@ func (d *Door) event(a *access, outcome, reason string) audit.Event {
 			ev.Flags = append(ev.Flags, "break-glass")
 		}
 		if reason == "" {
-			ev.Reason = "break-glass: " + a.req.BreakGlass
+			ev.Reason = "under break-glass" // the typed reason stays sealed
 		}
 	}
 	if b, err := json.Marshal(a.decision); err == nil {

@@ -407,3 +407,41 @@ func TestAddRecordsBulk(t *testing.T) {
 		}
 	})
 }
+
+// TestLabelsAreDigests checks that sensitivity labels reach the policy but
+// the database file tells neither which labels a patient has nor how many.
+func TestLabelsAreDigests(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newFixture(t, db)
+		ctx := context.Background()
+		hiv := alice
+		hiv.Labels = []string{"hiv"}
+		a := f.register(t, hiv)
+		b := f.register(t, hiv)
+		none := f.register(t, alice)
+		facts, err := f.door.Facts(ctx, a.ID)
+		if err != nil || !slices.Equal(facts.Labels, []string{"hiv"}) {
+			t.Fatalf("facts of a labelled patient: %v, %v", facts, err)
+		}
+		if facts, _ := f.door.Facts(ctx, none.ID); len(facts.Labels) != 0 {
+			t.Errorf("an unlabelled patient has labels %v", facts.Labels)
+		}
+		stored := map[string]string{}
+		for _, id := range []string{a.ID, b.ID, none.ID} {
+			var s string
+			db.QueryRow(ctx, `SELECT labels FROM phi_patients WHERE id = ?`, id).Scan(&s)
+			stored[id] = s
+			if strings.Contains(s, "hiv") || strings.Count(s, ",") != len(SensitivityLabels)-1 {
+				t.Errorf("stored labels %q: want %d opaque slots", s, len(SensitivityLabels))
+			}
+		}
+		if stored[a.ID] == stored[b.ID] {
+			t.Error("two patients with the same label store the same digests")
+		}
+		bad := alice
+		bad.Labels = []string{"celebrity"}
+		if _, err := f.door.RegisterPatient(ctx, Request{Who: f.clerk, Purpose: "TREAT"}, bad); !errors.Is(err, ErrInvalid) {
+			t.Errorf("an unknown label: got %v, want ErrInvalid", err)
+		}
+	})
+}

@@ -92,6 +92,9 @@ func (d *Door) RegisterPatient(ctx context.Context, req Request, in Patient) (Pa
 	if strings.TrimSpace(in.Name) == "" {
 		return Patient{}, fmt.Errorf("%w: a patient needs a name", ErrInvalid)
 	}
+	if _, err := d.encodeLabels("", in.Labels); err != nil {
+		return Patient{}, err
+	}
 	p := in
 	p.ID = newID("pt_")
 	p.Pseudonym = d.Pseudonym(p.ID)
@@ -114,12 +117,16 @@ func (d *Door) RegisterPatient(ctx context.Context, req Request, in Patient) (Pa
 }
 
 func (d *Door) insertPatient(ctx context.Context, tx *store.Tx, p *Patient, by string) error {
+	labels, err := d.encodeLabels(p.ID, p.Labels)
+	if err != nil {
+		return err
+	}
 	pk, err := d.keys.CreatePatientKey(ctx, tx, p.ID)
 	if err != nil {
 		return err
 	}
 	_, err = tx.Exec(ctx, `INSERT INTO phi_patients (id, pseudonym, department, ward, labels, attending, care_team, active_encounter, created_at, created_by, staff_member, surname_digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		p.ID, p.Pseudonym, p.Department, p.Ward, strings.Join(p.Labels, ","), p.Attending, strings.Join(p.CareTeam, ","), boolInt(p.ActiveEncounter), p.Created.UnixNano(), by,
+		p.ID, p.Pseudonym, p.Department, p.Ward, labels, p.Attending, strings.Join(p.CareTeam, ","), boolInt(p.ActiveEncounter), p.Created.UnixNano(), by,
 		boolInt(p.StaffMember), d.surnameDigest(SurnameOf(p.Name)))
 	if err != nil {
 		return err
@@ -158,7 +165,7 @@ func (d *Door) facts(ctx context.Context, q store.Querier, id string) (*PatientF
 	if err != nil {
 		return nil, fmt.Errorf("read patient %s: %w", id, err)
 	}
-	f.Labels, f.CareTeam = splitList(labels), splitList(team)
+	f.Labels, f.CareTeam = d.decodeLabels(id, labels), splitList(team)
 	f.ActiveEncounter = active != 0
 	f.Destroyed = destroyed != nil
 	f.StaffMember = staffMember != 0

@@ -478,7 +478,7 @@ func (d *Door) factsOf(ctx context.Context, ids []string) ([]*PatientFacts, erro
 		if err := rows.Scan(&f.ID, &f.Pseudonym, &f.Department, &f.Ward, &labels, &f.Attending, &team, &active, &consents, &staffMember, &f.surname); err != nil {
 			return nil, err
 		}
-		f.Labels, f.CareTeam, f.ActiveEncounter, f.StaffMember = splitList(labels), splitList(team), active != 0, staffMember != 0
+		f.Labels, f.CareTeam, f.ActiveEncounter, f.StaffMember = d.decodeLabels(f.ID, labels), splitList(team), active != 0, staffMember != 0
 		if f.Consents, err = decodeTerms(consents); err != nil {
 			return nil, fmt.Errorf("read consents of %s: %w", f.Pseudonym, err)
 		}

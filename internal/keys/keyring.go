@@ -57,14 +57,20 @@ func (k *Keyring) Provider() KeyProvider { return k.provider }
 // was destroyed. It matches ErrDestroyed with errors.Is.
 type DestroyedError struct {
 	Patient string
-	At      time.Time
-	By      string
-	Basis   string // e.g. "REQUEST erasure 2026-0012" or "POLICY kr-emr-10y"
+	// Owner names the key's owner when it is not a patient's (CreateKey).
+	Owner string
+	At    time.Time
+	By    string
+	Basis string // e.g. "REQUEST erasure 2026-0012" or "POLICY kr-emr-10y"
 }
 
 func (e *DestroyedError) Error() string {
-	return fmt.Sprintf("patient %s: data destroyed on %s by %s (carried out by %s); it cannot be read again",
-		e.Patient, e.At.UTC().Format("2006-01-02 15:04 UTC"), e.Basis, e.By)
+	whose := "patient " + e.Patient
+	if e.Patient == "" {
+		whose = e.Owner
+	}
+	return fmt.Sprintf("%s: data destroyed on %s by %s (carried out by %s); it cannot be read again",
+		whose, e.At.UTC().Format("2006-01-02 15:04 UTC"), e.Basis, e.By)
 }
 
 // Is makes errors.Is(err, ErrDestroyed) true.
@@ -156,15 +162,27 @@ func (k *Keyring) load(ctx context.Context, q store.Querier, owner string) (ciph
 // and the row keeps only when, by whom and why. It runs in the caller's
 // transaction, next to the audit event that records it.
 func (k *Keyring) DestroyPatientKey(ctx context.Context, tx *store.Tx, patientID, by, basis string) error {
-	owner := patientOwner(patientID)
+	if err := k.destroy(ctx, tx, patientOwner(patientID), by, basis); err != nil {
+		var de *DestroyedError
+		if errors.As(err, &de) {
+			de.Patient = patientID
+		}
+		return fmt.Errorf("destroy data key of patient %s: %w", patientID, err)
+	}
+	return nil
+}
+
+// destroy overwrites the wrapped key of owner; a key already destroyed
+// gives its *DestroyedError, a missing one ErrNoKey.
+func (k *Keyring) destroy(ctx context.Context, tx *store.Tx, owner, by, basis string) error {
 	res, err := tx.Exec(ctx, `UPDATE data_keys SET wrapped = NULL, destroyed_at = ?, destroyed_by = ?, destroy_basis = ? WHERE owner = ? AND destroyed_at IS NULL`,
 		time.Now().UnixNano(), by, basis, owner)
 	if err != nil {
-		return fmt.Errorf("destroy data key of patient %s: %w", patientID, err)
+		return err
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		_, err := k.ForPatient(ctx, tx, patientID)
-		return fmt.Errorf("destroy data key of patient %s: %w", patientID, err)
+		_, _, err := k.load(ctx, tx, owner)
+		return err
 	}
 	k.mu.Lock()
 	delete(k.cache, owner)
@@ -210,34 +228,45 @@ const sealVersion = 1
 // Seal encrypts plaintext for the field. The result is
 // version || nonce || AES-256-GCM ciphertext and tag.
 func (pk *PatientKey) Seal(f Field, plaintext []byte) []byte {
-	nonce := randBytes(pk.aead.NonceSize())
-	out := make([]byte, 1, 1+len(nonce)+len(plaintext)+pk.aead.Overhead())
-	out[0] = sealVersion
-	out = append(out, nonce...)
-	return pk.aead.Seal(out, nonce, plaintext, pk.aad(f))
+	return sealField(pk.aead, fieldAAD(f, pk.patient), plaintext)
 }
 
 // Open decrypts a sealed field; any change, or a ciphertext from another
 // field, row or patient, gives ErrTampered.
 func (pk *PatientKey) Open(f Field, sealed []byte) ([]byte, error) {
-	n := pk.aead.NonceSize()
-	if len(sealed) < 1+n+pk.aead.Overhead() || sealed[0] != sealVersion {
+	return openField(pk.aead, f, fieldAAD(f, pk.patient), sealed)
+}
+
+// Patient is the id of the key's patient.
+func (pk *PatientKey) Patient() string { return pk.patient }
+
+// sealField returns version || nonce || AES-256-GCM ciphertext and tag.
+func sealField(aead cipher.AEAD, aad, plaintext []byte) []byte {
+	nonce := randBytes(aead.NonceSize())
+	out := make([]byte, 1, 1+len(nonce)+len(plaintext)+aead.Overhead())
+	out[0] = sealVersion
+	out = append(out, nonce...)
+	return aead.Seal(out, nonce, plaintext, aad)
+}
+
+func openField(aead cipher.AEAD, f Field, aad, sealed []byte) ([]byte, error) {
+	n := aead.NonceSize()
+	if len(sealed) < 1+n+aead.Overhead() || sealed[0] != sealVersion {
 		return nil, fmt.Errorf("open %s.%s of %s: %w", f.Table, f.Name, f.Record, ErrTampered)
 	}
-	pt, err := pk.aead.Open(nil, sealed[1:1+n], sealed[1+n:], pk.aad(f))
+	pt, err := aead.Open(nil, sealed[1:1+n], sealed[1+n:], aad)
 	if err != nil {
 		return nil, fmt.Errorf("open %s.%s of %s: %w", f.Table, f.Name, f.Record, ErrTampered)
 	}
 	return pt, nil
 }
 
-// Patient is the id of the key's patient.
-func (pk *PatientKey) Patient() string { return pk.patient }
-
-func (pk *PatientKey) aad(f Field) []byte {
+// fieldAAD binds a sealed value to its table, row, field and the key's
+// owner (for a patient, the patient id alone, as it always was).
+func fieldAAD(f Field, owner string) []byte {
 	b := make([]byte, 0, 64)
 	b = append(b, "medsec.seal.v1"...)
-	for _, s := range []string{f.Table, f.Record, f.Name, pk.patient} {
+	for _, s := range []string{f.Table, f.Record, f.Name, owner} {
 		b = binary.BigEndian.AppendUint32(b, uint32(len(s)))
 		b = append(b, s...)
 	}

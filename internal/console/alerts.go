@@ -3,19 +3,43 @@ package console
 import (
 	"errors"
 	"net/http"
+	"regexp"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
 
 	"github.com/medsec/medsec/internal/alerts"
+	"github.com/medsec/medsec/internal/records"
 )
 
 type alertsData struct {
-	Open, Closed []alerts.Alert
-	Kind         string
-	Kinds        []string
-	Note         string // the note typed when acknowledging failed
-	NoteFor      string
+	Open    []alertView
+	Closed  []alerts.Alert
+	Kind    string
+	Kinds   []string
+	Note    string // the note typed when acknowledging failed
+	NoteFor string
+	// Reason is the typed reason of the break-glass session of alert
+	// ReasonFor, opened for review.
+	Reason, ReasonFor string
+}
+
+// alertView is an open alert with the break-glass session it reports,
+// whose sealed typed reason the officer may open for the review.
+type alertView struct {
+	alerts.Alert
+	Session string
+}
+
+// sessionPattern finds the break-glass session an alert's detail names.
+var sessionPattern = regexp.MustCompile(`\bsession (bg_[a-z0-9]+)\b`)
+
+func viewOf(a alerts.Alert) alertView {
+	v := alertView{Alert: a}
+	if m := sessionPattern.FindStringSubmatch(a.Detail); a.Kind == alerts.KindBreakGlass && m != nil {
+		v.Session = m[1]
+	}
+	return v
 }
 
 var alertKinds = []string{alerts.KindBreakGlass, alerts.KindAnomaly, alerts.KindQuarantine, alerts.KindOverdue, alerts.KindVerify,
@@ -38,7 +62,7 @@ func (c *Console) showAlerts(w http.ResponseWriter, r *http.Request, pg *page, s
 	d.Kind, d.Kinds = kind, alertKinds
 	for _, a := range all {
 		if a.Open() {
-			d.Open = append(d.Open, a)
+			d.Open = append(d.Open, viewOf(a))
 		} else if len(d.Closed) < 50 {
 			d.Closed = append(d.Closed, a)
 		}
@@ -72,4 +96,20 @@ func (c *Console) acknowledge(w http.ResponseWriter, r *http.Request, pg *page) 
 		c.posture.forget()
 		redirectDone(w, r, "/console/alerts", "ack")
 	}
+}
+
+// breakGlassReason opens the sealed typed reason of an emergency access for
+// the review: the door decides (a read of audit data) and audits it.
+func (c *Console) breakGlassReason(w http.ResponseWriter, r *http.Request, pg *page) {
+	session := r.PostFormValue("session")
+	if !sessionPattern.MatchString("session " + session) {
+		c.fail(w, r, pg, errNotFound)
+		return
+	}
+	reason, err := c.h.Door.BreakGlassReason(r.Context(), records.Request{Who: principalOf(r.Context()), Purpose: "HOPERAT"}, session)
+	if err != nil {
+		c.fail(w, r, pg, err)
+		return
+	}
+	c.showAlerts(w, r, pg, http.StatusOK, alertsData{Reason: reason, ReasonFor: chi.URLParam(r, "id")})
 }

@@ -33,6 +33,7 @@ func (c *Console) consoleRoutes(r chi.Router) {
 		r.Get("/overview", c.guard("overview", c.overview))
 		r.Get("/alerts", c.guard("alerts", c.alertsPage))
 		r.Post("/alerts/{id}/ack", c.guard("alerts", c.acknowledge))
+		r.Post("/alerts/{id}/reason", c.guard("alerts", c.breakGlassReason))
 		r.Get("/audit", c.guard("audit", c.auditPage))
 		r.Get("/audit/proof/{index}", c.guard("audit", c.proof))
 		r.Post("/audit/verify", c.guard("alerts", c.verifyNow))

@@ -107,6 +107,23 @@ func TestAcknowledgeAlert(t *testing.T) {
 		t.Fatalf("alerts page does not show the break-glass alert")
 	}
 	token := c.csrf("/console/alerts")
+	if strings.Contains(page.body, "patient collapsed in the corridor") {
+		t.Errorf("the alerts page shows the sealed break-glass reason before anyone opened it")
+	}
+	session := sessionPattern.FindStringSubmatch(open[0].Detail)
+	if session == nil {
+		t.Fatalf("the break-glass alert names no session: %q", open[0].Detail)
+	}
+	r := c.post("/console/alerts/"+id+"/reason", url.Values{"csrf": {token}, "session": {session[1]}})
+	if r.status != http.StatusOK || !strings.Contains(r.body, "patient collapsed in the corridor") {
+		t.Errorf("opening the typed reason: %d, reason not shown", r.status)
+	}
+	if !auditHas(t, f, "audit.read", "break-glass reason opened") {
+		t.Errorf("opening the typed reason was not audited")
+	}
+	if r := c.post("/console/alerts/"+id+"/reason", url.Values{"csrf": {token}, "session": {"../x"}}); r.status != http.StatusNotFound {
+		t.Errorf("a malformed session id: %d, want 404", r.status)
+	}
 	if r := c.post("/console/alerts/"+id+"/ack", url.Values{"csrf": {token}, "note": {"  "}}); r.status != http.StatusBadRequest || !strings.Contains(r.body, "Write a note") {
 		t.Errorf("empty note: %d, want 400 asking for a note", r.status)
 	}

@@ -402,11 +402,12 @@ func (d *Door) deleteBatch(ctx context.Context, req Request, class string, cutof
 	if err != nil || len(allowed) == 0 {
 		return err
 	}
-	counts, err := d.countRecords(ctx, allowed, class, &cutoff)
-	if err != nil {
-		return err
-	}
+	counts := map[string]int{}
 	err = d.db.ReadWriteTx(ctx, func(ctx context.Context, tx *store.Tx) error {
+		var err error
+		if counts, err = countRecords(ctx, tx, allowed, class, &cutoff); err != nil {
+			return err
+		}
 		events := make([]audit.Event, 0, len(allowed))
 		for _, a := range allowed {
 			a.resource = fmt.Sprintf("Patient/%s/%s[%d]", a.facts.Pseudonym, class, counts[a.facts.ID])
@@ -420,7 +421,7 @@ func (d *Door) deleteBatch(ctx context.Context, req Request, class string, cutof
 		for _, a := range allowed {
 			args = append(args, a.facts.ID)
 		}
-		_, err := tx.Exec(ctx, q, args...)
+		_, err = tx.Exec(ctx, q, args...)
 		return err
 	})
 	if err != nil {
@@ -488,18 +489,18 @@ func (d *Door) factsOf(ctx context.Context, ids []string) ([]*PatientFacts, erro
 }
 
 // countRecords counts the records of each allowed patient, of one class
-// before cutoff when class is set.
-func (d *Door) countRecords(ctx context.Context, allowed []*access, class string, cutoff *time.Time) (map[string]int, error) {
-	q := `SELECT patient_id, COUNT(*) FROM phi_records WHERE patient_id IN (` + placeholders(len(allowed)) + `)`
+// before cutoff when class is set, in the transaction that deletes them.
+func countRecords(ctx context.Context, q store.Querier, allowed []*access, class string, cutoff *time.Time) (map[string]int, error) {
+	query := `SELECT patient_id, COUNT(*) FROM phi_records WHERE patient_id IN (` + placeholders(len(allowed)) + `)`
 	args := make([]any, 0, len(allowed)+2)
 	for _, a := range allowed {
 		args = append(args, a.facts.ID)
 	}
 	if class != "" {
-		q += ` AND class = ? AND effective_at < ?`
+		query += ` AND class = ? AND effective_at < ?`
 		args = append(args, class, cutoff.UnixNano())
 	}
-	rows, err := d.db.Query(ctx, q+` GROUP BY patient_id`, args...)
+	rows, err := q.Query(ctx, query+` GROUP BY patient_id`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("count records: %w", err)
 	}
@@ -541,11 +542,12 @@ func (d *Door) shredBatch(ctx context.Context, req Request, ids []string, basis 
 	if err != nil || len(allowed) == 0 {
 		return err
 	}
-	counts, err := d.countRecords(ctx, allowed, "", nil)
-	if err != nil {
-		return err
-	}
+	counts := map[string]int{}
 	err = d.db.ReadWriteTx(ctx, func(ctx context.Context, tx *store.Tx) error {
+		var err error
+		if counts, err = countRecords(ctx, tx, allowed, "", nil); err != nil {
+			return err
+		}
 		events := make([]audit.Event, 0, len(allowed))
 		for _, a := range allowed {
 			if err := d.keys.DestroyPatientKey(ctx, tx, a.facts.ID, a.req.Who.ID, basis); err != nil {

@@ -22,7 +22,7 @@ import (
 // `deid table` join `deid dicom` here.
 func newDeidCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "deid", Short: "De-identify data for research and AI datasets"}
-	cmd.AddCommand(newDeidDICOMCmd())
+	cmd.AddCommand(newDeidDICOMCmd(), newDeidTextCmd(), newDeidTableCmd())
 	return cmd
 }
 

@@ -94,6 +94,9 @@ func printReport(w io.Writer, r *demo.Report) {
 	for _, why := range r.Imaging.Why {
 		fmt.Fprintf(w, "    kept out                   %s\n", why)
 	}
+	d := r.Dataset
+	fmt.Fprintf(w, "  AI dataset %s %d rows of %d patients (%d candidates, %d consented), k=%d, risk %.3f ≤ %.2f, manifest verified: %s, one-byte change detected: %s, stale after a withdrawal: %s\n",
+		d.ID, d.Rows, d.Patients, d.Candidates, d.Consented, d.K, d.Risk, d.RiskLimit, ok(d.ManifestVerified), ok(d.TamperDetected), ok(d.StaleAfterWithdrawal && d.TracedStale))
 	fmt.Fprintf(w, "  plaintext PHI in data files  %d found in %d file reads\n", r.Plaintext.Hits, r.Plaintext.FilesScanned)
 	if r.Dir != "" {
 		fmt.Fprintf(w, "  data directory (kept)        %s\n", r.Dir)

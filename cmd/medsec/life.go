@@ -59,6 +59,11 @@ func assembleLife(ctx context.Context, h *hospital.Hospital, now func() time.Tim
 		return nil, err
 	}
 	engine.AddSource(prov)
+	ds, err := datasetService(ctx, h, now, operator)
+	if err != nil {
+		return nil, err
+	}
+	engine.AddSource(ds)
 	return &life{h: h, engine: engine, prov: prov}, nil
 }
 

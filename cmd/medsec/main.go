@@ -69,7 +69,7 @@ AI datasets, sealed provision to other organizations, and crypto-shredding.`,
 	root.AddCommand(newInitCmd(), newDemoCmd(), newServeCmd(), newKeysCmd(), newAuditCmd(), newVersionCmd(), newPolicyCmd(), newAnomalyCmd(),
 		newRecipientCmd(), newProvideCmd(), newPackageCmd(), newProvisionCmd(), newLifecycleCmd(), newPatientCmd(), newTraceCmd(),
 		newDeviceCmd(), newGatewayCmd(), newBenchCmd())
-	root.AddCommand(newScanCmd(), newImportCmd(), newQuarantineCmd(), newImagingCmd(), newDeidCmd(), newGuardCmd())
+	root.AddCommand(newScanCmd(), newImportCmd(), newQuarantineCmd(), newImagingCmd(), newDeidCmd(), newGuardCmd(), newDatasetCmd(), newRiskCmd())
 	root.AddCommand(newCheckCmd())
 	return root
 }

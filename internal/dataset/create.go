@@ -133,6 +133,7 @@ type cohortRecord struct {
 
 func (s *Service) openJob(ctx context.Context, r CreateRequest) (*job, error) {
 	if _, err := os.Stat(r.Out); err == nil {
+		s.removeFinishedJob(ctx, jobDir(r.Out))
 		return nil, fmt.Errorf("create dataset: %s: %w", r.Out, ErrExists)
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("create dataset: %w", err)
@@ -142,6 +143,27 @@ func (s *Service) openJob(ctx context.Context, r CreateRequest) (*job, error) {
 		return s.resumeJob(ctx, r, dir)
 	}
 	return s.newJob(ctx, r, dir)
+}
+
+// removeFinishedJob removes the job directory a crash left behind after
+// its dataset was registered and renamed into place.
+func (s *Service) removeFinishedJob(ctx context.Context, dir string) {
+	raw, err := os.ReadFile(filepath.Join(dir, journalFile))
+	if err != nil {
+		return
+	}
+	j, err := parseJournal(raw)
+	if err != nil {
+		return
+	}
+	if in, err := s.Get(ctx, j.Dataset); err == nil && in.State == StateComplete && !exists(filepath.Join(dir, stageDir)) {
+		os.RemoveAll(dir)
+	}
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 func newDatasetID() string {

@@ -26,7 +26,7 @@ type fixture struct {
 
 const researcherPassword = "a long researcher password 2026"
 
-func newFixture(t *testing.T, b lifecycletest.Backend, admissions int) *fixture {
+func newFixture(t testing.TB, b lifecycletest.Backend, admissions int) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	st := lifecycletest.New(t, b, nil)
@@ -51,7 +51,7 @@ func newFixture(t *testing.T, b lifecycletest.Backend, admissions int) *fixture 
 	return f
 }
 
-func cohort(t *testing.T, st *lifecycletest.Stack, admissions int) []dataset.SyntheticPatient {
+func cohort(t testing.TB, st *lifecycletest.Stack, admissions int) []dataset.SyntheticPatient {
 	t.Helper()
 	ps, err := dataset.SyntheticCohort(context.Background(), st.Door, st.Clerk, st.Doctor, admissions, 7, 0.8)
 	if err != nil {
@@ -61,7 +61,7 @@ func cohort(t *testing.T, st *lifecycletest.Stack, admissions int) []dataset.Syn
 }
 
 // spec parses a spec text (hierarchy files none).
-func spec(t *testing.T, yamlText string) (*dataset.Spec, []byte) {
+func spec(t testing.TB, yamlText string) (*dataset.Spec, []byte) {
 	t.Helper()
 	s, err := dataset.ParseSpec([]byte(yamlText), nil, ".")
 	if err != nil {

@@ -279,7 +279,21 @@ func ParseSignature(b []byte) (*Signature, error) {
 	if raw, err := base64.StdEncoding.DecodeString(s.Signature); err != nil || len(raw) != ed25519.SignatureSize {
 		return nil, fmt.Errorf("read signature: not a base64 Ed25519 signature: %w", ErrTampered)
 	}
+	// The signature does not cover its own file, so the file must be
+	// exactly as written: any change to it, even one JSON would forgive
+	// (a key in other case, other spacing), is a change.
+	if canon, err := s.encode(); err != nil || !bytes.Equal(canon, b) {
+		return nil, fmt.Errorf("read signature: %s is not as medsec writes it (changed after signing): %w", SignatureFile, ErrTampered)
+	}
 	return &s, nil
+}
+
+func (s *Signature) encode() ([]byte, error) {
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
 }
 
 // Verify checks the signature over manifest with the trusted verifier.

@@ -3,12 +3,14 @@ package dataset
 import (
 	"bufio"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -179,6 +181,9 @@ func ReadParquet(r io.ReaderAt, size int64) (t *tabular.Table, err error) {
 			t, err = nil, fmt.Errorf("read parquet: malformed file (%v): %w", p, ErrBadParquet)
 		}
 	}()
+	if err := checkParquetFrame(r, size); err != nil {
+		return nil, err
+	}
 	f, err := parquet.OpenFile(r, size)
 	if err != nil {
 		return nil, fmt.Errorf("read parquet: %v: %w", err, ErrBadParquet)
@@ -198,6 +203,31 @@ func ReadParquet(r io.ReaderAt, size int64) (t *tabular.Table, err error) {
 		return nil, fmt.Errorf("read parquet: %d rows read, the footer says %d: %w", len(t.Rows), f.NumRows(), ErrBadParquet)
 	}
 	return t, nil
+}
+
+// checkParquetFrame checks the magic numbers and that the footer fits in
+// the file before the library reads it: the library allocates whatever
+// footer length the last bytes claim, so a damaged file could make it
+// allocate gigabytes.
+func checkParquetFrame(r io.ReaderAt, size int64) error {
+	const magic = "PAR1"
+	if size < 12 {
+		return fmt.Errorf("read parquet: %d bytes is too short for a Parquet file: %w", size, ErrBadParquet)
+	}
+	head, tail := make([]byte, 4), make([]byte, 8)
+	if _, err := r.ReadAt(head, 0); err != nil {
+		return fmt.Errorf("read parquet: %v: %w", err, ErrBadParquet)
+	}
+	if _, err := r.ReadAt(tail, size-8); err != nil {
+		return fmt.Errorf("read parquet: %v: %w", err, ErrBadParquet)
+	}
+	if string(head) != magic || string(tail[4:]) != magic {
+		return fmt.Errorf("read parquet: no Parquet magic number at the start and end (truncated, or not Parquet): %w", ErrBadParquet)
+	}
+	if footer := int64(binary.LittleEndian.Uint32(tail[:4])); footer > size-12 {
+		return fmt.Errorf("read parquet: the footer claims %d bytes, more than the file holds (truncated or damaged): %w", footer, ErrBadParquet)
+	}
+	return nil
 }
 
 func readRows(pr *parquet.Reader, t *tabular.Table) error {
@@ -245,8 +275,8 @@ func ReadTableFile(path string) (*tabular.Table, error) {
 }
 
 // hashFile returns the SHA-256 (hex) and size of a file.
-func hashFile(path string) (string, int64, error) {
-	f, err := os.Open(path)
+func hashFile(fsys fs.FS, name string) (string, int64, error) {
+	f, err := fsys.Open(name)
 	if err != nil {
 		return "", 0, err
 	}

@@ -96,6 +96,9 @@ func (p *lineProgress) Add(n int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.done += n
+	if p.total > 0 && p.done >= p.total {
+		return // Finish prints the last line
+	}
 	if now := p.now(); now.Sub(p.last) >= p.interval {
 		p.last = now
 		fmt.Fprintln(p.w, p.line(now))

@@ -3,7 +3,6 @@ package dataset
 import (
 	"crypto/ed25519"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -47,11 +46,11 @@ func (s *Signer) Verifier() note.Verifier { return s.ver }
 func (s *Signer) sign(manifest []byte) ([]byte, error) {
 	sig := Signature{Format: SignatureFormat, Key: s.vkey,
 		Signature: base64.StdEncoding.EncodeToString(ed25519.Sign(s.priv, SignedMessage(manifest)))}
-	b, err := json.MarshalIndent(sig, "", "  ")
+	b, err := sig.encode()
 	if err != nil {
 		return nil, fmt.Errorf("encode signature: %w", err)
 	}
-	return append(b, '\n'), nil
+	return b, nil
 }
 
 // NewVerifier parses a published verifier key (from `medsec dataset key`).

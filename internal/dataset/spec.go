@@ -125,7 +125,7 @@ func ParseSpec(data []byte, fsys fs.FS, dir string) (*Spec, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&s); err != nil {
-		return nil, fmt.Errorf("read dataset spec: %v: %w", err, ErrSpec)
+		return nil, fmt.Errorf("read dataset spec: %s: %w", flatten(err.Error()), ErrSpec)
 	}
 	if fsys != nil {
 		if err := s.Deid.LoadHierarchies(fsys, dir); err != nil {
@@ -136,6 +136,16 @@ func ParseSpec(data []byte, fsys fs.FS, dir string) (*Spec, error) {
 		return nil, err
 	}
 	return &s, nil
+}
+
+// flatten puts a multi-line message (the YAML decoder lists one problem
+// per line) on one line, for a command's one-line error.
+func flatten(msg string) string {
+	lines := strings.Split(strings.TrimSpace(msg), "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimSpace(l)
+	}
+	return strings.Join(lines, " ")
 }
 
 // ReadSpec reads the spec file name of fsys (hierarchy files relative to it).

@@ -42,21 +42,31 @@ type Verification struct {
 // that no file was added. It names every problem it finds in a
 // *VerifyError (ErrTampered); a changed manifest shows as a signature
 // that does not verify.
-func VerifyDir(dir string, v note.Verifier) (*Verification, error) {
+func VerifyDir(dir, vkey string) (*Verification, error) {
+	return VerifyFS(os.DirFS(dir), dir, vkey)
+}
+
+// VerifyFS is VerifyDir on the dataset's files in fsys (dir names it in
+// messages).
+func VerifyFS(fsys fs.FS, dir, vkey string) (*Verification, error) {
+	v, err := NewVerifier(vkey)
+	if err != nil {
+		return nil, err
+	}
 	var problems []string
 	add := func(format string, a ...any) { problems = append(problems, fmt.Sprintf(format, a...)) }
-	mraw, err := os.ReadFile(filepath.Join(dir, ManifestFile))
+	mraw, err := fs.ReadFile(fsys, ManifestFile)
 	if err != nil {
 		add("%s cannot be read: %v", ManifestFile, errors.Unwrap(err))
 	}
-	sig := checkSignature(dir, v, mraw, add)
+	sig := checkSignature(fsys, v, strings.TrimSpace(vkey), mraw, add)
 	m, err := ParseManifest(mraw)
 	if mraw != nil && err != nil {
 		add("%v", err)
 	}
 	out := &Verification{Manifest: m, Key: v.Name()}
 	if m != nil {
-		out.Files, out.Bytes = checkDataFiles(dir, m.Files, add)
+		out.Files, out.Bytes = checkDataFiles(fsys, m.Files, add)
 	}
 	if len(problems) > 0 || sig == nil || m == nil {
 		return nil, &VerifyError{Dir: dir, Problems: problems}
@@ -64,8 +74,8 @@ func VerifyDir(dir string, v note.Verifier) (*Verification, error) {
 	return out, nil
 }
 
-func checkSignature(dir string, v note.Verifier, manifest []byte, add func(string, ...any)) *Signature {
-	raw, err := os.ReadFile(filepath.Join(dir, SignatureFile))
+func checkSignature(fsys fs.FS, v note.Verifier, vkey string, manifest []byte, add func(string, ...any)) *Signature {
+	raw, err := fs.ReadFile(fsys, SignatureFile)
 	if err != nil {
 		add("%s cannot be read: %v", SignatureFile, errors.Unwrap(err))
 		return nil
@@ -78,10 +88,11 @@ func checkSignature(dir string, v note.Verifier, manifest []byte, add func(strin
 	if manifest == nil {
 		return nil
 	}
+	if sig.Key != vkey {
+		add("%s names the key %q, not the trusted %q: the signature does not verify with the trusted key", SignatureFile, keyName(sig.Key), v.Name())
+		return nil
+	}
 	if !sig.Verify(v, manifest) {
-		if sig.Key != "" && !strings.HasPrefix(sig.Key, v.Name()+"+") {
-			add("%s names the key %q, not the trusted %q", SignatureFile, keyName(sig.Key), v.Name())
-		}
 		add("the signature does not verify: %s or %s was changed after signing, or another key signed it", ManifestFile, SignatureFile)
 		return nil
 	}
@@ -94,12 +105,12 @@ func keyName(vkey string) string {
 }
 
 // checkDataFiles hashes every listed file and looks for unlisted ones.
-func checkDataFiles(dir string, files []FileEntry, add func(string, ...any)) (int, int64) {
+func checkDataFiles(fsys fs.FS, files []FileEntry, add func(string, ...any)) (int, int64) {
 	var total int64
 	listed := []string{ManifestFile, SignatureFile}
 	for _, f := range files {
 		listed = append(listed, f.Name)
-		sum, n, err := hashFile(filepath.Join(dir, f.Name))
+		sum, n, err := hashFile(fsys, f.Name)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			add("%s is missing", f.Name)
@@ -113,7 +124,7 @@ func checkDataFiles(dir string, files []FileEntry, add func(string, ...any)) (in
 			total += n
 		}
 	}
-	entries, err := os.ReadDir(dir)
+	entries, err := fs.ReadDir(fsys, ".")
 	if err != nil {
 		add("the directory cannot be listed: %v", err)
 		return len(files), total
@@ -130,7 +141,7 @@ func checkDataFiles(dir string, files []FileEntry, add func(string, ...any)) (in
 // its register: the dataset must be registered as complete with this very
 // manifest.
 func (s *Service) Verify(ctx context.Context, dir string) (*Verification, error) {
-	v, err := VerifyDir(dir, s.signer.Verifier())
+	v, err := VerifyDir(dir, s.signer.VerifierKey())
 	if err != nil {
 		return nil, err
 	}

@@ -49,15 +49,17 @@ type Report struct {
 	Destruction DestroyReport   `json:"destruction"`
 	// Access is what the shipped policy decided through the door for the
 	// four cases of issue 4 ("allow", "deny", "allow-flagged").
-	Access     map[string]string `json:"access"`
-	Provision  ProvisionReport   `json:"provision"`
-	Erasure    ErasureReport     `json:"erasure"`
-	Trace      TraceReport       `json:"trace"`
-	PHD        PHDReport         `json:"phd"`
-	Imaging    ImagingReport     `json:"imaging"`
-	Plaintext  PlaintextReport   `json:"plaintext"`
-	Staff      []StaffReport     `json:"staff"`
-	DurationMS int64             `json:"duration_ms"`
+	Access    map[string]string `json:"access"`
+	Provision ProvisionReport   `json:"provision"`
+	Erasure   ErasureReport     `json:"erasure"`
+	Trace     TraceReport       `json:"trace"`
+	PHD       PHDReport         `json:"phd"`
+	Imaging   ImagingReport     `json:"imaging"`
+	// Dataset is the consented, de-identified AI dataset of issue 6.
+	Dataset    DatasetReport   `json:"dataset"`
+	Plaintext  PlaintextReport `json:"plaintext"`
+	Staff      []StaffReport   `json:"staff"`
+	DurationMS int64           `json:"duration_ms"`
 }
 
 // PatientReport lists a synthetic patient's identifying values, so a test
@@ -134,6 +136,7 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 		{"trace a patient", s.traceBefore},
 		{"erase a patient on request", s.eraseOnRequest},
 		{"trace the erased patient", s.traceAfter},
+		{"build a consented AI dataset", s.buildDataset},
 		{"import imaging media", s.importImaging},
 		{"verify the audit log", s.verifyAudit},
 		{"crypto-shred a patient", s.destroyPatient},

@@ -20,7 +20,7 @@ func newPolicyExplainCmd() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "explain --user U --patient P --action A --purpose X",
-		Short: "Print the decision on a request and the policies that decided it (reads and audits no patient data)",
+		Short: "Print the decision on a request and the policies that decided it (reads no patient data; the question is audited)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			h, err := openHospital(cmd)
@@ -31,6 +31,7 @@ func newPolicyExplainCmd() *cobra.Command {
 			if x.PatientID, err = h.ResolvePatient(cmd.Context(), x.PatientID); err != nil {
 				return err
 			}
+			x.Asker = cliActor()
 			d, err := h.Explain(cmd.Context(), x)
 			if err != nil {
 				return err

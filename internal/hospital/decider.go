@@ -11,6 +11,7 @@ import (
 
 	"github.com/medsec/medsec/internal/access"
 	"github.com/medsec/medsec/internal/anomaly"
+	"github.com/medsec/medsec/internal/audit"
 	"github.com/medsec/medsec/internal/identity"
 	"github.com/medsec/medsec/internal/records"
 )
@@ -186,11 +187,15 @@ type ExplainRequest struct {
 	BreakGlass, LegalBasis                      string
 	// MFA says whether to assume a session signed in with a second factor.
 	MFA bool
+	// Asker names who asks (the operator); the question is audited, since
+	// a decision's reasons tell about the patient's labels and consents.
+	Asker string
 }
 
-// Explain decides a request as the door would, without reading or
-// auditing any patient data, and returns the full decision. A break-glass
-// is judged as if opened now.
+// Explain decides a request as the door would, without reading any patient
+// data, and returns the full decision. A break-glass is judged as if opened
+// now. The question itself is audited (policy.explain, with the patient's
+// pseudonym) before the answer is returned.
 func (h *Hospital) Explain(ctx context.Context, x ExplainRequest) (access.Decision, error) {
 	st, err := h.Staff.Lookup(ctx, x.Username)
 	if err != nil {
@@ -210,7 +215,18 @@ func (h *Hospital) Explain(ctx context.Context, x ExplainRequest) (access.Decisi
 		now := h.decider.now()
 		q.Emergency = &records.BreakGlassSession{Reason: x.BreakGlass, Started: now, Expires: now.Add(records.BreakGlassLimit)}
 	}
-	return h.decider.decide(ctx, q), nil
+	d := h.decider.decide(ctx, q)
+	asker := x.Asker
+	if asker == "" {
+		asker = "unknown"
+	}
+	_, err = h.Audit.Append(ctx, audit.Event{Actor: asker, Action: "policy.explain", Purpose: x.Purpose, Patient: facts.Pseudonym,
+		Resource: "Staff/" + st.ID, Outcome: audit.Success, Source: "cli",
+		Reason: fmt.Sprintf("explained %s of %s for %s: allow=%v", x.Action, x.Class, x.Purpose, d.Allow)})
+	if err != nil {
+		return access.Decision{}, err
+	}
+	return d, nil
 }
 
 // Anomalies returns the access-anomaly detector over this installation's

@@ -36,9 +36,9 @@ type InitResult struct {
 	GeneratedPassword string // set only when Init chose the password
 	// AdminTOTP is the administrator's authenticator enrolment (otpauth URL
 	// and secret), shown once.
-	AdminTOTP identity.TOTPEnrolment
-	VerifierKey       string
-	KeyFile           string
+	AdminTOTP   identity.TOTPEnrolment
+	VerifierKey string
+	KeyFile     string
 }
 
 // Init creates a data directory: configuration, key file, database,

@@ -39,6 +39,7 @@ var Migrations = []store.Migration{
 		note TEXT NOT NULL DEFAULT '');
 		CREATE UNIQUE INDEX alerts_dedup ON alerts (dedup);
 		CREATE INDEX alerts_open ON alerts (acknowledged_at, created_at)`},
+	{Component: "alerts", Version: 2, Name: "alert resource", SQL: `ALTER TABLE alerts ADD COLUMN resource TEXT NOT NULL DEFAULT ''`},
 }
 
 // Kinds of alert.
@@ -70,6 +71,9 @@ type Alert struct {
 	Severity string    `json:"severity"`
 	Subject  string    `json:"subject,omitempty"` // who or what: a staff id, device serial, file digest
 	Patient  string    `json:"patient,omitempty"` // pseudonym only
+	// Resource names what the alert is about, for the review to open it
+	// (e.g. "BreakGlass/bg_…", "Quarantine/q_…").
+	Resource string `json:"resource,omitempty"`
 	Summary  string    `json:"summary"`           // one line a person acts on
 	Detail   string    `json:"detail,omitempty"`
 	Created  time.Time `json:"created"`
@@ -122,8 +126,8 @@ func (in *Inbox) Raise(ctx context.Context, q store.Querier, a Alert) (bool, err
 	}
 	// ON CONFLICT, not a caught unique violation: on PostgreSQL a failed
 	// statement aborts the caller's whole transaction.
-	res, err := q.Exec(ctx, `INSERT INTO alerts (id, kind, severity, subject, patient, summary, detail, dedup, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedup) DO NOTHING`,
-		a.ID, a.Kind, a.Severity, a.Subject, a.Patient, a.Summary, a.Detail, dedup, in.now().UnixNano())
+	res, err := q.Exec(ctx, `INSERT INTO alerts (id, kind, severity, subject, patient, resource, summary, detail, dedup, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedup) DO NOTHING`,
+		a.ID, a.Kind, a.Severity, a.Subject, a.Patient, a.Resource, a.Summary, a.Detail, dedup, in.now().UnixNano())
 	if err != nil {
 		return false, fmt.Errorf("raise alert: %w", err)
 	}
@@ -149,7 +153,7 @@ func (in *Inbox) List(ctx context.Context, f Filter) ([]Alert, error) {
 		where = append(where, "kind = ?")
 		args = append(args, f.Kind)
 	}
-	q := `SELECT id, kind, severity, subject, patient, summary, detail, created_at, acknowledged_at, acknowledged_by, note FROM alerts`
+	q := `SELECT id, kind, severity, subject, patient, resource, summary, detail, created_at, acknowledged_at, acknowledged_by, note FROM alerts`
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
@@ -167,7 +171,7 @@ func (in *Inbox) List(ctx context.Context, f Filter) ([]Alert, error) {
 		var a Alert
 		var created int64
 		var acked *int64
-		if err := rows.Scan(&a.ID, &a.Kind, &a.Severity, &a.Subject, &a.Patient, &a.Summary, &a.Detail, &created, &acked, &a.AcknowledgedBy, &a.Note); err != nil {
+		if err := rows.Scan(&a.ID, &a.Kind, &a.Severity, &a.Subject, &a.Patient, &a.Resource, &a.Summary, &a.Detail, &created, &acked, &a.AcknowledgedBy, &a.Note); err != nil {
 			return nil, err
 		}
 		a.Created = time.Unix(0, created)

@@ -48,7 +48,7 @@ func TestInbox(t *testing.T) {
 		if err != nil {
 			t.Errorf("the transaction after a duplicate alert failed: %v", err)
 		}
-		in.Raise(ctx, db, Alert{Kind: KindBreakGlass, Severity: Critical, Summary: "break-glass by st_1", Patient: "P-x"})
+		in.Raise(ctx, db, Alert{Kind: KindBreakGlass, Severity: Critical, Summary: "break-glass by st_1", Patient: "P-x", Resource: "BreakGlass/bg_1"})
 		if _, err := in.Raise(ctx, db, Alert{Kind: KindAnomaly}); err == nil {
 			t.Error("an alert without a summary was raised")
 		}
@@ -59,6 +59,9 @@ func TestInbox(t *testing.T) {
 		officer := identity.System("test") // not a security officer
 		if err := in.Acknowledge(ctx, officer, open[0].ID, "looked at it"); err == nil {
 			t.Error("a system job acknowledged an alert")
+		}
+		if open[0].Resource != "BreakGlass/bg_1" {
+			t.Errorf("newest alert's resource %q, want the break-glass session", open[0].Resource)
 		}
 		counts, _ := in.Counts(ctx)
 		if counts[KindOverdue] != 1 || counts[KindBreakGlass] != 1 {

@@ -106,7 +106,7 @@ func (d *Door) recordBreakGlass(ctx context.Context, a *access, s *BreakGlassSes
 			return err
 		}
 		_, err := d.alerts.Raise(ctx, tx, alerts.Alert{Kind: alerts.KindBreakGlass, Severity: alerts.Warning,
-			Subject: s.StaffID, Patient: s.Patient, Dedup: "break-glass:" + s.ID, Detail: detail,
+			Subject: s.StaffID, Patient: s.Patient, Resource: "BreakGlass/" + s.ID, Dedup: "break-glass:" + s.ID, Detail: detail,
 			Summary: fmt.Sprintf("%s (%s) broke the glass on patient %s; review the emergency access", a.req.Who.Username, a.req.Who.Role, s.Patient)})
 		return err
 	})

@@ -397,6 +397,27 @@ func TestPatientPortal(t *testing.T) {
 		if facts, _ := f.door.Facts(ctx, reg.ID); facts.Consents[0].Until.IsZero() {
 			t.Error("the patient's withdrawal did not end the permit")
 		}
+		given, err := f.door.PatientRecordConsent(ctx, p, Consent{Purpose: "MLTRAINING", Permit: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if given.RecordedBy != "patient:"+reg.Pseudonym || given.PatientID != reg.ID {
+			t.Errorf("the patient's own consent %+v", given)
+		}
+		var permits bool
+		facts, _ := f.door.Facts(ctx, reg.ID)
+		for _, c := range facts.Consents {
+			permits = permits || (c.Purpose == "MLTRAINING" && c.Permit)
+		}
+		if !permits {
+			t.Errorf("the patient's consent is not among the terms the policy weighs: %+v", facts.Consents)
+		}
+		if e := f.lastEvent(t); e.Action != "consent.write" || e.Actor != "patient:"+reg.Pseudonym || e.Patient != reg.Pseudonym {
+			t.Errorf("last event %+v, want the patient's consent, audited", e)
+		}
+		if _, err := f.door.PatientRecordConsent(ctx, PatientPrincipal{}, Consent{Purpose: "HRESCH", Permit: true}); !errors.Is(err, ErrUnauthenticated) {
+			t.Errorf("an unauthenticated patient consent: got %v", err)
+		}
 		f.clock.Advance(time.Hour)
 		if _, err := f.door.AuthenticatePatient(ctx, token, ""); !errors.Is(err, ErrUnauthenticated) {
 			t.Errorf("expired portal token: got %v, want ErrUnauthenticated", err)

@@ -130,7 +130,13 @@ func (d *Door) RecordConsent(ctx context.Context, req Request, patientID string,
 	if err := d.authorize(ctx, a); err != nil {
 		return Consent{}, err
 	}
-	pk, err := d.patientKey(ctx, facts)
+	return d.storeConsent(ctx, a, c)
+}
+
+// storeConsent seals and stores a decided consent with its audit event.
+func (d *Door) storeConsent(ctx context.Context, a *access, c Consent) (Consent, error) {
+	patientID := c.PatientID
+	pk, err := d.patientKey(ctx, a.facts)
 	if err != nil {
 		return Consent{}, d.auditFailure(ctx, a, err)
 	}

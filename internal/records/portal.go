@@ -179,3 +179,31 @@ func (d *Door) PatientWithdrawConsent(ctx context.Context, p PatientPrincipal, c
 	a.decision = Decision{Allow: true, Reasons: []string{"patients withdraw their own consent"}}
 	return d.withdraw(ctx, a, consentID, "patient:"+p.Pseudonym, reason)
 }
+
+// PatientRecordConsent lets the patient give (or refuse) consent to a
+// purpose of use for their own data; it takes effect at the next decision.
+func (d *Door) PatientRecordConsent(ctx context.Context, p PatientPrincipal, c Consent) (Consent, error) {
+	if !p.verified {
+		return Consent{}, ErrUnauthenticated
+	}
+	if c.From.IsZero() {
+		c.From = d.now()
+	}
+	c.Classes = uniqueSorted(c.Classes)
+	if err := checkConsent(&c); err != nil {
+		return Consent{}, err
+	}
+	facts, err := d.facts(ctx, d.db, p.patientID)
+	if err != nil {
+		return Consent{}, err
+	}
+	who := "patient:" + p.Pseudonym
+	c.ID, c.PatientID, c.Pseudonym = newID("cs_"), p.patientID, facts.Pseudonym
+	c.RecordedBy, c.RecordedAt = who, d.now()
+	c.WithdrawnAt, c.WithdrawnBy, c.WithdrawReason = time.Time{}, "", ""
+	a := &access{req: Request{Purpose: PurposePatientRequest}, action: ActionWrite, class: ClassConsent, facts: facts,
+		resource: "Consent/" + c.ID}
+	a.req.Who.ID, a.req.Who.Role, a.req.Who.Source = who, "patient", p.Source
+	a.decision = Decision{Allow: true, Reasons: []string{"patients give their own consent"}}
+	return d.storeConsent(ctx, a, c)
+}

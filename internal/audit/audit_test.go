@@ -376,3 +376,21 @@ func TestProofEventMustMatchLeaf(t *testing.T) {
 		t.Error("a proof whose readable event was altered still checks")
 	}
 }
+
+func TestHeadAndLatestCheckpoint(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newFixture(t, db)
+		f.appendN(t, 12)
+		ctx := context.Background()
+		if n, err := Head(ctx, db, "main"); err != nil || n != 12 {
+			t.Errorf("head: %d, %v; want 12", n, err)
+		}
+		size, at, err := LatestCheckpoint(ctx, db, "main")
+		if err != nil || size != 12 || time.Since(at) > time.Minute {
+			t.Errorf("latest checkpoint: %d at %v, %v", size, at, err)
+		}
+		if n, _ := Head(ctx, db, "other"); n != 0 {
+			t.Errorf("an unknown chain has %d events", n)
+		}
+	})
+}

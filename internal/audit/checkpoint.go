@@ -183,3 +183,25 @@ func treeRoot(rng *compact.Range) ([]byte, error) {
 	}
 	return rng.GetRootHash(nil)
 }
+
+// Head is the number of events the chain holds, as its head row says.
+func Head(ctx context.Context, db *store.DB, chain string) (uint64, error) {
+	var size int64
+	err := db.QueryRow(ctx, `SELECT size FROM audit_heads WHERE chain = ?`, chain).Scan(&size)
+	if errors.Is(err, store.ErrNotFound) {
+		return 0, nil
+	}
+	return uint64(size), err
+}
+
+// LatestCheckpoint returns the newest checkpoint stored in the database for
+// the chain and when it was signed (its signature is not checked here; the
+// Verifier does that).
+func LatestCheckpoint(ctx context.Context, db *store.DB, chain string) (size uint64, signed time.Time, err error) {
+	var s, at int64
+	err = db.QueryRow(ctx, `SELECT size, created_at FROM audit_checkpoints WHERE chain = ? ORDER BY size DESC LIMIT 1`, chain).Scan(&s, &at)
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	return uint64(s), time.Unix(0, at), nil
+}

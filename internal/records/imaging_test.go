@@ -255,3 +255,55 @@ func TestImagingCiphertextMovedFails(t *testing.T) {
 		t.Errorf("got %v, want ErrTampered for a file moved to another row", err)
 	}
 }
+
+// TestImagingRetention checks that images count in a patient's holdings
+// and last activity, and that retention deletes expired images.
+func TestImagingRetention(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		f := imagingFixture(t, db)
+		reg := f.register(t, alice)
+		old := instance("1.5", "1.5.1", "1.5.1.1", "old slice")
+		recent := instance("1.6", "1.6.1", "1.6.1.1", "recent slice")
+		recent.Effective = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+		for _, in := range []ImagingInstance{old, recent} {
+			if _, err := f.door.StoreImaging(ctx, importJob, alice.MRN, in); err != nil {
+				t.Fatal(err)
+			}
+		}
+		h, err := f.door.Inventory(ctx, reg.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var imaging ClassHolding
+		for _, c := range h.Classes {
+			if c.Class == ClassImaging {
+				imaging = c
+			}
+		}
+		if imaging.Count != 2 {
+			t.Fatalf("holdings %+v, want 2 imaging instances", h.Classes)
+		}
+		// A patient whose only recent data is a study is not expired whole.
+		ids, err := f.door.ExpiredPatients(ctx, Expiry{Patient: time.Date(2029, 1, 1, 0, 0, 0, 0, time.UTC),
+			Classes: map[string]time.Time{ClassImaging: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}})
+		if err != nil || len(ids) != 0 {
+			t.Errorf("expired patients %v (%v), want none: a recent image keeps the patient", ids, err)
+		}
+		counts, err := f.door.ExpiredCounts(ctx, ClassImaging, time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+		if err != nil || counts[reg.ID] != 1 {
+			t.Errorf("expired imaging counts %v (%v), want the old slice", counts, err)
+		}
+		f.allow("system", ActionDestroy, ClassImaging)
+		res, err := f.door.DeleteExpired(ctx, Request{Who: identity.System("lifecycle"), Purpose: "HOPERAT"}, ClassImaging,
+			time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), []string{reg.ID}, "POLICY kr/imaging 5y")
+		if err != nil || res.Records != 1 {
+			t.Fatalf("delete expired imaging: %+v, %v", res, err)
+		}
+		var n int
+		db.QueryRow(ctx, `SELECT COUNT(*) FROM phi_imaging WHERE patient_id = ?`, reg.ID).Scan(&n)
+		if n != 1 {
+			t.Errorf("%d imaging rows left, want the recent one", n)
+		}
+	})
+}

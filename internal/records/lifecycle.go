@@ -251,7 +251,7 @@ func (d *Door) registered(ctx context.Context, patientID string) (time.Time, err
 }
 
 func (d *Door) classHoldings(ctx context.Context, patientID string) ([]ClassHolding, error) {
-	rows, err := d.db.Query(ctx, `SELECT class, COUNT(*), MIN(effective_at), MAX(effective_at) FROM phi_records WHERE patient_id = ? GROUP BY class ORDER BY class`, patientID)
+	rows, err := d.db.Query(ctx, `SELECT class, COUNT(*), MIN(effective_at), MAX(effective_at) FROM phi_items WHERE patient_id = ? GROUP BY class ORDER BY class`, patientID)
 	if err != nil {
 		return nil, fmt.Errorf("count records: %w", err)
 	}
@@ -292,8 +292,8 @@ func (d *Door) ExpiredPatients(ctx context.Context, e Expiry) ([]string, error) 
 	}
 	live, args := liveRecordPredicate(e)
 	q := `SELECT p.id FROM phi_patients p WHERE p.destroyed_at IS NULL
-		AND COALESCE((SELECT MAX(r.effective_at) FROM phi_records r WHERE r.patient_id = p.id), p.created_at) < ?
-		AND NOT EXISTS (SELECT 1 FROM phi_records r WHERE r.patient_id = p.id AND (` + live + `)) ORDER BY p.id`
+		AND COALESCE((SELECT MAX(r.effective_at) FROM phi_items r WHERE r.patient_id = p.id), p.created_at) < ?
+		AND NOT EXISTS (SELECT 1 FROM phi_items r WHERE r.patient_id = p.id AND (` + live + `)) ORDER BY p.id`
 	args = append([]any{e.Patient.UnixNano()}, args...)
 	rows, err := d.db.Query(ctx, q, args...)
 	if err != nil {
@@ -348,7 +348,7 @@ func setOf(ids []string) map[string]bool {
 // ExpiredCounts counts, per patient (internal id), the records of class
 // whose effective time is before cutoff, leaving out destroyed patients.
 func (d *Door) ExpiredCounts(ctx context.Context, class string, cutoff time.Time) (map[string]int, error) {
-	rows, err := d.db.Query(ctx, `SELECT r.patient_id, COUNT(*) FROM phi_records r JOIN phi_patients p ON p.id = r.patient_id
+	rows, err := d.db.Query(ctx, `SELECT r.patient_id, COUNT(*) FROM phi_items r JOIN phi_patients p ON p.id = r.patient_id
 		WHERE r.class = ? AND r.effective_at < ? AND p.destroyed_at IS NULL GROUP BY r.patient_id`, class, cutoff.UnixNano())
 	if err != nil {
 		return nil, fmt.Errorf("count expired %s records: %w", class, err)
@@ -418,6 +418,11 @@ func (d *Door) deleteBatch(ctx context.Context, req Request, class string, cutof
 		}
 		q := `DELETE FROM phi_records WHERE class = ? AND effective_at < ? AND patient_id IN (` + placeholders(len(allowed)) + `)`
 		args := []any{class, cutoff.UnixNano()}
+		if class == ClassImaging {
+			// Images live in their own table (radiology: 5 years in Korea).
+			q = `DELETE FROM phi_imaging WHERE effective_at < ? AND patient_id IN (` + placeholders(len(allowed)) + `)`
+			args = args[1:]
+		}
 		for _, a := range allowed {
 			args = append(args, a.facts.ID)
 		}
@@ -491,7 +496,7 @@ func (d *Door) factsOf(ctx context.Context, ids []string) ([]*PatientFacts, erro
 // countRecords counts the records of each allowed patient, of one class
 // before cutoff when class is set, in the transaction that deletes them.
 func countRecords(ctx context.Context, q store.Querier, allowed []*access, class string, cutoff *time.Time) (map[string]int, error) {
-	query := `SELECT patient_id, COUNT(*) FROM phi_records WHERE patient_id IN (` + placeholders(len(allowed)) + `)`
+	query := `SELECT patient_id, COUNT(*) FROM phi_items WHERE patient_id IN (` + placeholders(len(allowed)) + `)`
 	args := make([]any, 0, len(allowed)+2)
 	for _, a := range allowed {
 		args = append(args, a.facts.ID)

@@ -97,4 +97,10 @@ var Migrations = []store.Migration{
 		CREATE UNIQUE INDEX phi_imaging_instance ON phi_imaging (instance_digest);
 		CREATE INDEX phi_imaging_study ON phi_imaging (study_digest);
 		CREATE INDEX phi_imaging_patient ON phi_imaging (patient_id, effective_at)`},
+	// phi_items lists every stored item of a patient — clinical records and
+	// imaging instances — with its class and date, for the data map and
+	// retention (ids, classes and times only; no content).
+	{Component: "records", Version: 4, Name: "items view over records and imaging", SQL: `CREATE VIEW phi_items AS
+		SELECT id, patient_id, class, effective_at FROM phi_records
+		UNION ALL SELECT id, patient_id, 'imaging', effective_at FROM phi_imaging`},
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,6 +26,13 @@ import (
 // openIntake builds the imaging intake of an open installation.
 func openIntake(cmd *cobra.Command, h *hospital.Hospital, scan guard.Config) (*imaging.Intake, error) {
 	return imaging.New(cmd.Context(), imaging.Config{DB: h.DB, Keys: h.Keys, Audit: h.Audit, Door: h.Door, Alerts: h.Alerts, Scan: scan})
+}
+
+// imagingSource is the intake as the life-cycle engine's imaging source:
+// connected with engine.AddSource, `medsec trace` lists a patient's
+// quarantined files and an erasure destroys them.
+func imagingSource(ctx context.Context, h *hospital.Hospital) (*imaging.Intake, error) {
+	return imaging.New(ctx, imaging.Config{DB: h.DB, Keys: h.Keys, Audit: h.Audit, Door: h.Door, Alerts: h.Alerts})
 }
 
 // scanFlags are the scanner options import shares with scan.
@@ -58,7 +66,7 @@ func (f *scanFlags) config(cmd *cobra.Command) (guard.Config, error) {
 }
 
 func newImportCmd() *cobra.Command {
-	var origin string
+	var origin, media string
 	var asJSON bool
 	var sf scanFlags
 	cmd := &cobra.Command{
@@ -70,8 +78,10 @@ Patient ID (the hospital's MRN), stored sealed with the patient's key with
 its preamble zeroed, and indexed by study, series and instance UID. Every
 file that fails is quarantined, sealed, with its findings and an alert for
 the security officer: see 'medsec quarantine'. --origin says where the
-media came from; it is written into every audit event of the import.
-Exit status 1 when any file was quarantined or could not be imported.`,
+media came from, in your words; it may name someone, so it is kept sealed
+and shown only to the security officer. Audit events and alerts name the
+import's id and the --media kind instead. Exit status 1 when any file was
+quarantined or could not be imported.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			scan, err := sf.config(cmd)
@@ -89,7 +99,7 @@ Exit status 1 when any file was quarantined or could not be imported.`,
 			if err != nil {
 				return err
 			}
-			rep, err := in.Import(cmd.Context(), imaging.Request{Paths: args, Origin: origin, Operator: cliActor()})
+			rep, err := in.Import(cmd.Context(), imaging.Request{Paths: args, Origin: origin, Media: media, Operator: cliActor()})
 			bar.finish()
 			if rep != nil {
 				if werr := writeImport(cmd.OutOrStdout(), rep, args, asJSON); werr != nil {
@@ -105,8 +115,9 @@ Exit status 1 when any file was quarantined or could not be imported.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&origin, "origin", "", `where the media came from, e.g. "CD from Busan clinic, MRI 2024-05-01" (never a patient's name)`)
+	cmd.Flags().StringVar(&origin, "origin", "", `where the media came from, e.g. "CD from Busan clinic, MRI 2024-05-01" (kept sealed)`)
 	cmd.MarkFlagRequired("origin")
+	cmd.Flags().StringVar(&media, "media", "", "kind of media: "+strings.Join(imaging.MediaKinds, ", ")+" (default: read from the paths)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the import report as JSON")
 	sf.add(cmd)
 	return cmd
@@ -211,7 +222,12 @@ func newQuarantineListCmd() *cobra.Command {
 				return fmt.Errorf("--state %q: use held, released, deleted or all", state)
 			}
 			return withIntake(cmd, func(in *intakeCLI) error {
-				items, err := in.Quarantined(cmd.Context(), imaging.Filter{State: state})
+				who, logout, err := officerSession(cmd, in.Hospital)
+				if err != nil {
+					return err
+				}
+				defer logout()
+				items, err := in.Quarantined(cmd.Context(), who, imaging.Filter{State: state})
 				if err != nil {
 					return err
 				}
@@ -224,19 +240,34 @@ func newQuarantineListCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&state, "state", imaging.StateHeld, "held, released, deleted or all")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	addSignInFlags(cmd)
 	return cmd
+}
+
+// officerSession signs in the security officer named by --as. Without
+// --as the command goes on as nobody, so that the intake refuses and the
+// refusal is in the audit log.
+func officerSession(cmd *cobra.Command, h *hospital.Hospital) (identity.Principal, func(), error) {
+	if user, _ := cmd.Flags().GetString("as"); user == "" {
+		return identity.Principal{Source: cliActor()}, func() {}, nil
+	}
+	return signIn(cmd, h)
 }
 
 func writeItems(w io.Writer, items []imaging.Item) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tSTATE\tSEVERITY\tDETECTORS\tHELD\tORIGIN\tFILE")
+	fmt.Fprintln(tw, "ID\tSTATE\tSEVERITY\tDETECTORS\tHELD\tPATIENT\tORIGIN\tFILE")
 	for _, it := range items {
 		dets := make([]string, len(it.Detectors))
 		for i, d := range it.Detectors {
 			dets[i] = string(d)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", it.ID, it.State, it.Severity, strings.Join(dets, ","),
-			it.HeldAt.Format(time.DateTime), it.Origin, it.Name)
+		name := it.Name
+		if it.Destroyed {
+			name = "(destroyed with its key)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", it.ID, it.State, it.Severity, strings.Join(dets, ","),
+			it.HeldAt.Format(time.DateTime), orDash(it.Patient), orDash(it.Origin), name)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -245,15 +276,27 @@ func writeItems(w io.Writer, items []imaging.Item) error {
 	return err
 }
 
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
 func newQuarantineShowCmd() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "show ID",
-		Short: "Show one quarantined file and every finding against it",
+		Use:   "show ID --as USER --totp CODE",
+		Short: "As the security officer, show one quarantined file and every finding against it (audited)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withIntake(cmd, func(in *intakeCLI) error {
-				it, err := in.QuarantineItem(cmd.Context(), args[0])
+				who, logout, err := officerSession(cmd, in.Hospital)
+				if err != nil {
+					return err
+				}
+				defer logout()
+				it, err := in.QuarantineItem(cmd.Context(), who, args[0])
 				if err != nil {
 					return err
 				}
@@ -265,14 +308,22 @@ func newQuarantineShowCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	addSignInFlags(cmd)
 	return cmd
 }
 
 func writeItem(w io.Writer, it imaging.Item) error {
-	fmt.Fprintf(w, "%s: %s, %s\n  file     %s\n  origin   %s (import %s)\n  sha256   %s, %d bytes, content kept: %v\n  held     %s\n",
-		it.ID, it.State, it.Severity, it.Name, it.Origin, it.ImportID, it.SHA256, it.Size, it.Kept, it.HeldAt.Format(time.DateTime))
+	name := it.Name
+	if it.Destroyed {
+		name = "(destroyed with its key: name, origin and findings can no longer be read)"
+	}
+	fmt.Fprintf(w, "%s: %s, %s\n  file     %s\n  origin   %s (import %s)\n  patient  %s\n  sha256   %s, %d bytes, content kept: %v\n  held     %s\n",
+		it.ID, it.State, it.Severity, name, orDash(it.Origin), it.ImportID, orDash(it.Patient), it.SHA256, it.Size, it.Kept, it.HeldAt.Format(time.DateTime))
 	if !it.DecidedAt.IsZero() {
 		fmt.Fprintf(w, "  decided  %s by %s: %s\n", it.DecidedAt.Format(time.DateTime), it.DecidedBy, it.Decision)
+	}
+	if it.HandedTo != "" {
+		fmt.Fprintf(w, "  copy     handed to %s (outside medsec until destroyed)\n", it.HandedTo)
 	}
 	for _, f := range it.Findings {
 		fmt.Fprintf(w, "  finding  %s: %s: %s\n", f.Detector, f.Severity, f.Reason)
@@ -298,7 +349,7 @@ func newQuarantineDecideCmd(action string) *cobra.Command {
 				if action == "delete" {
 					it, err := in.Delete(cmd.Context(), d, args[0])
 					if err == nil {
-						fmt.Fprintf(cmd.OutOrStdout(), "deleted %s (%s): content destroyed, record kept\n", it.ID, it.Name)
+						fmt.Fprintf(cmd.OutOrStdout(), "deleted %s: its key destroyed, content and record crypto-shredded; digest and decision kept\n", it.ID)
 					}
 					return err
 				}
@@ -341,7 +392,7 @@ func releaseQuarantined(cmd *cobra.Command, in *intakeCLI, d imaging.Decision, i
 		msg += fmt.Sprintf(": stored as %s for patient %s (preamble zeroed)", rel.Stored.ID, rel.Stored.Pseudonym)
 	}
 	if rel.Written > 0 {
-		msg += fmt.Sprintf("; %d bytes written to %s", rel.Written, out)
+		msg += fmt.Sprintf("; %d bytes written to %s: the copy is outside medsec, destroy it when the investigation ends", rel.Written, out)
 	}
 	fmt.Fprintln(cmd.OutOrStdout(), msg)
 	return nil

@@ -58,7 +58,9 @@ func cliHospital(t *testing.T) (dir, secret string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	code, _ := totp.GenerateCode(enr.Secret, time.Now())
+	// The first code is the previous time step's, leaving the current and
+	// the next step for two sign-ins of the test.
+	code, _ := totp.GenerateCode(enr.Secret, time.Now().Add(-30*time.Second))
 	if err := h.Staff.ConfirmTOTP(ctx, officer, officer.ID, code); err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +109,7 @@ func TestImagingCommandLine(t *testing.T) {
 
 	// The officer releases the polyglot with a second factor; it is
 	// stored with its preamble zeroed.
-	code, _ := totp.GenerateCode(secret, time.Now().Add(30*time.Second))
+	code, _ := totp.GenerateCode(secret, time.Now())
 	out, err = medsec(t, "quarantine", "release", held["IM0001"], "--reason", "vendor stub, checked", "--as", "officer.han", "--totp", code, "--data", dir)
 	if err != nil || !strings.Contains(out, "stored as img_") || !strings.Contains(out, "preamble zeroed") {
 		t.Fatalf("release: %v\n%s", err, out)
@@ -117,8 +119,15 @@ func TestImagingCommandLine(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "second factor") {
 		t.Errorf("delete without TOTP: %v, %s; want a refusal", err, out)
 	}
+	// Showing the quarantine needs the officer signed in, too.
 	out, err = medsec(t, "quarantine", "show", held["IM0001"], "--data", dir)
-	if err != nil || !strings.Contains(out, "released") || !strings.Contains(out, "vendor stub, checked") || !strings.Contains(out, "dicom-preamble") {
+	if err == nil || !strings.Contains(err.Error(), "second factor") {
+		t.Errorf("show without signing in: %v, %s; want a refusal", err, out)
+	}
+	code, _ = totp.GenerateCode(secret, time.Now().Add(30*time.Second))
+	out, err = medsec(t, "quarantine", "show", held["IM0001"], "--as", "officer.han", "--totp", code, "--data", dir)
+	if err != nil || !strings.Contains(out, "released") || !strings.Contains(out, "vendor stub, checked") || !strings.Contains(out, "dicom-preamble") ||
+		!strings.Contains(out, "CD from Busan clinic") || !strings.Contains(out, "patient  P-") {
 		t.Errorf("show: %v\n%s", err, out)
 	}
 

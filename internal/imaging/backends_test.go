@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"path/filepath"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/medsec/medsec/internal/identity"
 	"github.com/medsec/medsec/internal/imaging"
 	"github.com/medsec/medsec/internal/keys"
+	"github.com/medsec/medsec/internal/lifecycle"
 	"github.com/medsec/medsec/internal/records"
 	"github.com/medsec/medsec/internal/store"
 	"github.com/medsec/medsec/internal/store/storetest"
@@ -109,7 +111,8 @@ func TestIntakeOnEveryBackend(t *testing.T) {
 		ctx := context.Background()
 		in, door, dir := assemble(t, db)
 		who := identity.System("import")
-		if _, err := door.RegisterPatient(ctx, records.Request{Who: who, Purpose: "TREAT"}, records.Patient{Name: "김민수", MRN: testMRN}); err != nil {
+		pt, err := door.RegisterPatient(ctx, records.Request{Who: who, Purpose: "TREAT"}, records.Patient{Name: "김민수", MRN: testMRN})
+		if err != nil {
 			t.Fatal(err)
 		}
 		cd := newCD(t)
@@ -120,15 +123,23 @@ func TestIntakeOnEveryBackend(t *testing.T) {
 		if rep.Stored != 5 || rep.Quarantined != 3 {
 			t.Fatalf("stored %d, quarantined %d; want 5 and 3", rep.Stored, rep.Quarantined)
 		}
-		items, err := in.Quarantined(ctx, imaging.Filter{State: imaging.StateHeld, Limit: 10})
+		off := officer(t, dir)
+		if _, err := in.Quarantined(ctx, identity.Principal{}, imaging.Filter{}); !errors.Is(err, imaging.ErrNotOfficer) {
+			t.Errorf("list without sign-in: got %v, want ErrNotOfficer", err)
+		}
+		items, err := in.Quarantined(ctx, off, imaging.Filter{State: imaging.StateHeld, Limit: 10})
 		if err != nil || len(items) != 3 || !items[0].Kept {
 			t.Fatalf("held: %+v, %v", items, err)
 		}
-		off := officer(t, dir)
-		var autorun string
+		var autorun, poly string
 		for _, it := range items {
-			if filepath.Base(it.Name) == "AUTORUN.INF" {
+			switch filepath.Base(it.Name) {
+			case "AUTORUN.INF":
 				autorun = it.ID
+			case "IM0001":
+				if it.Patient == pt.Pseudonym {
+					poly = it.ID
+				}
 			}
 		}
 		var out bytes.Buffer
@@ -139,8 +150,31 @@ func TestIntakeOnEveryBackend(t *testing.T) {
 		if err != nil || it.State != imaging.StateDeleted || it.Kept {
 			t.Fatalf("delete: %+v, %v", it, err)
 		}
-		if left, _ := in.Quarantined(ctx, imaging.Filter{State: imaging.StateHeld}); len(left) != 2 {
+		if left, _ := in.Quarantined(ctx, off, imaging.Filter{State: imaging.StateHeld}); len(left) != 2 {
 			t.Errorf("%d held after one release and deletion, want 2", len(left))
 		}
+		checkErasure(t, in, pt, poly)
 	})
+}
+
+// checkErasure erases the patient's quarantined files as the lifecycle
+// engine does and checks the data map before and after.
+func checkErasure(t *testing.T, in *imaging.Intake, pt records.Patient, item string) {
+	t.Helper()
+	ctx := context.Background()
+	if item == "" {
+		t.Fatal("no quarantined file was matched to the patient")
+	}
+	subject := lifecycle.Subject{PatientID: pt.ID, Pseudonym: pt.Pseudonym}
+	before, err := in.Locations(ctx, subject)
+	if err != nil || len(before) != 1 || before[0].Count != 1 || before[0].Stage != lifecycle.StageCollection {
+		t.Fatalf("locations before erasure: %+v, %v; want the held polyglot", before, err)
+	}
+	if _, err := in.Erase(ctx, subject, "REQUEST test-1"); err != nil {
+		t.Fatal(err)
+	}
+	after, err := in.Locations(ctx, subject)
+	if err != nil || len(after) != 1 || after[0].Stage != lifecycle.StageDestruction {
+		t.Errorf("locations after erasure: %+v, %v; want the file destroyed", after, err)
+	}
 }

@@ -29,7 +29,7 @@ func TestImportWithClamd(t *testing.T) {
 	if rep.Stored != 2 || rep.Quarantined != 1 {
 		t.Fatalf("stored %d, quarantined %d; want 2 and 1: %+v", rep.Stored, rep.Quarantined, rep.Files)
 	}
-	items, err := f.in.Quarantined(context.Background(), imaging.Filter{})
+	items, err := f.in.Quarantined(context.Background(), f.officer, imaging.Filter{})
 	if err != nil {
 		t.Fatal(err)
 	}

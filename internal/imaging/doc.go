@@ -4,12 +4,19 @@
 // stored through the one door (records.Door.StoreImaging), sealed with the
 // patient's data key, indexed by study, series and instance UID and
 // matched to the patient by medical record number, with the 128-byte
-// preamble zeroed; everything that fails is kept in quarantine, sealed
-// with a system key (it may belong to no known patient), with its
-// findings. Only a security officer signed in with a second factor
-// releases or deletes a quarantined file, with a reason, audited. Every
-// import is audited with the media's origin.
+// preamble zeroed; everything that fails is kept in quarantine with its
+// findings.
 //
-// Nothing here reads or writes patient data except through the door; the
-// quarantine holds files, not records, and never names a patient.
+// A quarantined file may belong to no known patient, so it is sealed with
+// a data key of its own (package keys), and deleting it destroys that
+// key. When its MRN belongs to a patient, now or once registered, the item
+// records the patient's pseudonym: the data map (`medsec trace`) lists it
+// and erasing the patient destroys it (the Intake is the lifecycle Source
+// and Eraser of imaging). Only a security officer signed in with a second
+// factor sees the quarantine (each read audited) and releases or deletes a
+// file, with a reason, audited before any byte leaves.
+//
+// The media's origin as the operator typed it is sealed with the import's
+// own key; audit events, alerts and the stored images name the import id
+// and the media kind, and patients by pseudonym only.
 package imaging

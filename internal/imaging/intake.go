@@ -3,13 +3,14 @@ package imaging
 import (
 	"bytes"
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -29,9 +30,6 @@ import (
 // DefaultMaxFileBytes is the largest file an import stores or keeps in
 // quarantine: each is held in memory while it is sealed.
 const DefaultMaxFileBytes = 256 << 20
-
-// quarantineKey names the system secret that seals the quarantine.
-const quarantineKey = "quarantine"
 
 // DetectIntake names the intake's own findings (no patient for the file,
 // attributes missing, a conflicting instance): not malicious, but the file
@@ -64,12 +62,12 @@ type Config struct {
 // Intake imports media into the imaging store and keeps the quarantine.
 // It is safe for concurrent use.
 type Intake struct {
-	cfg  Config
-	aead cipher.AEAD
+	cfg Config
 }
 
 // New returns an intake. It prepares its tables (Migrations; a no-op once
-// applied) and loads, or makes, the quarantine's system key.
+// applied) and re-seals, each under a key of its own, what an earlier
+// version sealed with one shared key.
 func New(ctx context.Context, cfg Config) (*Intake, error) {
 	if cfg.DB == nil || cfg.Keys == nil || cfg.Audit == nil || cfg.Door == nil || cfg.Alerts == nil {
 		return nil, errors.New("imaging: the intake needs a database, keys, the audit log, the door and the alert inbox")
@@ -83,19 +81,11 @@ func New(ctx context.Context, cfg Config) (*Intake, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	key, err := cfg.Keys.SystemKey(ctx, quarantineKey)
-	if err != nil {
-		return nil, err
+	in := &Intake{cfg: cfg}
+	if err := in.upgrade(ctx); err != nil {
+		return nil, fmt.Errorf("upgrade the quarantine: %w", err)
 	}
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, fmt.Errorf("quarantine key: %w", err)
-	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, fmt.Errorf("quarantine key: %w", err)
-	}
-	return &Intake{cfg: cfg, aead: aead}, nil
+	return in, nil
 }
 
 func (in *Intake) now() time.Time { return in.cfg.Now() }
@@ -124,7 +114,8 @@ type FileOutcome struct {
 // Report is the result of one import.
 type Report struct {
 	ID          string        `json:"id"`
-	Origin      string        `json:"origin"`
+	Origin      string        `json:"origin"` // as typed; sealed at rest
+	Media       string        `json:"media"`
 	Started     time.Time     `json:"started"`
 	Duration    time.Duration `json:"duration_ns"`
 	Stored      int           `json:"stored"`
@@ -142,23 +133,36 @@ type Report struct {
 // Request says what to import and from where.
 type Request struct {
 	Paths []string
-	// Origin says where the media came from, e.g. "CD from Busan clinic,
-	// MRI of 2024-05-01"; it goes into every audit event of the import.
-	// Never a patient's name.
+	// Origin says where the media came from in the operator's words, e.g.
+	// "CD from Busan clinic, MRI of 2024-05-01". Words typed about media
+	// may name a patient, so the origin is sealed with the import's own
+	// key and returned in the report only; audit events, alerts and the
+	// stored images name the import id and the media kind.
 	Origin string
+	// Media is the kind of media, one of MediaKinds; when empty it is read
+	// from the paths (an .iso image, a zip archive, a folder, a file).
+	Media string
 	// Operator is who started the import, for the audit log: a staff id,
 	// or "cli:USER".
 	Operator string
 }
 
+// MediaKinds are the kinds of media an import may name. They are the only
+// words about the media that reach the audit log and the alerts.
+var MediaKinds = []string{"cd", "dvd", "usb", "iso", "zip", "folder", "file", "upload", "network"}
+
 // importRun is one import in progress.
 type importRun struct {
-	id, origin, operator string
-	started              time.Time
-	mu                   sync.Mutex
-	done                 map[string]FileOutcome
-	studies              map[string]bool
+	id, origin, media, operator string
+	started                     time.Time
+	mu                          sync.Mutex
+	done                        map[string]FileOutcome
+	studies                     map[string]bool
 }
+
+// label names the import in events and sources without the operator's
+// words: "cd import imp_…".
+func (r *importRun) label() string { return r.media + " import " + r.id }
 
 // Import scans every file of the media (directories, .iso images, zip
 // archives, nested ones too) and stores each DICOM image that passes
@@ -174,7 +178,14 @@ func (in *Intake) Import(ctx context.Context, req Request) (*Report, error) {
 	if len(req.Paths) == 0 {
 		return nil, fmt.Errorf("%w: name the media to import", ErrInvalid)
 	}
-	run := &importRun{id: newID("imp_"), origin: origin, operator: req.Operator, started: in.now(),
+	media, err := mediaKind(req.Media, req.Paths)
+	if err != nil {
+		return nil, err
+	}
+	if err := in.Tidy(ctx); err != nil {
+		return nil, err
+	}
+	run := &importRun{id: newID("imp_"), origin: origin, media: media, operator: req.Operator, started: in.now(),
 		done: map[string]FileOutcome{}, studies: map[string]bool{}}
 	if run.operator == "" {
 		run.operator = importer.ID
@@ -200,6 +211,29 @@ func checkOrigin(s string) (string, error) {
 	return s, nil
 }
 
+// mediaKind checks the kind named, or reads it from the paths.
+func mediaKind(kind string, paths []string) (string, error) {
+	kind = strings.ToLower(strings.TrimSpace(kind))
+	switch {
+	case kind != "" && !slices.Contains(MediaKinds, kind):
+		return "", fmt.Errorf("%w: media kind %q: use one of %s", ErrInvalid, kind, strings.Join(MediaKinds, ", "))
+	case kind != "":
+		return kind, nil
+	case len(paths) > 1:
+		return "folder", nil
+	}
+	switch strings.ToLower(filepath.Ext(paths[0])) {
+	case ".iso":
+		return "iso", nil
+	case ".zip":
+		return "zip", nil
+	}
+	if st, err := os.Stat(paths[0]); err == nil && !st.IsDir() {
+		return "file", nil
+	}
+	return "folder", nil
+}
+
 func (r *importRun) record(o FileOutcome, study string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -212,7 +246,7 @@ func (r *importRun) record(o FileOutcome, study string) {
 // report lists every file of the scan: those the intake handled, and
 // those the scanner could not read (nothing to keep).
 func (r *importRun) report(scan *guard.Report) *Report {
-	out := &Report{ID: r.id, Origin: r.origin, Started: r.started}
+	out := &Report{ID: r.id, Origin: r.origin, Media: r.media, Started: r.started}
 	if scan != nil {
 		out.Scan = scan.Summary
 		for _, f := range scan.Files {
@@ -246,21 +280,26 @@ func (rep *Report) add(o FileOutcome) {
 	}
 }
 
-// finish audits the import as a whole with its origin and counts, and
-// keeps it in the import history.
+// finish audits the import as a whole with its media kind and counts, and
+// keeps it in the import history with its origin sealed under a key of the
+// import's own.
 func (in *Intake) finish(ctx context.Context, run *importRun, rep *Report, scanErr error) error {
 	ctx = context.WithoutCancel(ctx) // a cancelled import is recorded too
 	rep.Duration = in.now().Sub(run.started)
-	outcome, reason := audit.Success, fmt.Sprintf("media from %s: %d files, %d stored, %d already stored, %d quarantined, %d skipped, %d unreadable, %d failed",
-		run.origin, rep.Scan.Files, rep.Stored, rep.Duplicates, rep.Quarantined, rep.Skipped, rep.Unreadable, rep.Failed)
+	outcome, reason := audit.Success, fmt.Sprintf("%s media: %d files, %d stored, %d already stored, %d quarantined, %d skipped, %d unreadable, %d failed",
+		run.media, rep.Scan.Files, rep.Stored, rep.Duplicates, rep.Quarantined, rep.Skipped, rep.Unreadable, rep.Failed)
 	if scanErr != nil {
 		outcome, reason = audit.Failed, reason+"; stopped: "+scanErr.Error()
 	}
 	ev := audit.Event{Time: in.now(), Actor: run.operator, Role: importer.Role, Action: "imaging.import", Purpose: "TREAT",
 		Resource: "Import/" + run.id, Outcome: outcome, Source: run.operator, Reason: reason}
 	err := in.cfg.DB.ReadWriteTx(ctx, func(ctx context.Context, tx *store.Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO imaging_imports (id, origin, operator, started_at, finished_at, files, bytes, stored, duplicates, quarantined, skipped, failed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			run.id, run.origin, run.operator, run.started.UnixNano(), in.now().UnixNano(), rep.Scan.Files, rep.Scan.Bytes,
+		dk, err := in.cfg.Keys.CreateKey(ctx, tx, importOwner(run.id), "imaging-import")
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO imaging_imports (id, origin, media, origin_sealed, operator, started_at, finished_at, files, bytes, stored, duplicates, quarantined, skipped, failed) VALUES (?, '', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			run.id, run.media, dk.Seal(originField(run.id), []byte(run.origin)), run.operator, run.started.UnixNano(), in.now().UnixNano(), rep.Scan.Files, rep.Scan.Bytes,
 			rep.Stored, rep.Duplicates, rep.Quarantined, rep.Skipped+rep.Unreadable, rep.Failed)
 		if err != nil {
 			return err
@@ -287,13 +326,13 @@ func (in *Intake) handle(ctx context.Context, run *importRun, res guard.FileResu
 	content, err := in.readAgain(res, open)
 	if err != nil {
 		if blocking(res.Findings) {
-			return in.quarantine(ctx, run, res, nil, err.Error()), ""
+			return in.quarantine(ctx, run, heldFile{res: res}, err.Error()), ""
 		}
 		o.Outcome, o.Reason = Failed, err.Error()
 		return o, ""
 	}
 	if blocking(res.Findings) {
-		return in.quarantine(ctx, run, res, content, ""), ""
+		return in.quarantine(ctx, run, heldFile{res: res, content: content, mrn: mrnOf(content)}, ""), ""
 	}
 	if !res.DICOM {
 		o.Outcome, o.Reason = Skipped, "not a DICOM file; not imported"
@@ -341,19 +380,36 @@ func (in *Intake) readAgain(res guard.FileResult, open func() (io.ReadCloser, er
 	return b, nil
 }
 
+// heldFile is a file on its way into quarantine.
+type heldFile struct {
+	res     guard.FileResult
+	content []byte // nil when it could not be kept
+	// mrn is the Patient ID the file names ("" when none can be read);
+	// missed is set when the door just found no patient with it.
+	mrn    string
+	missed bool
+}
+
+// mrnOf reads the Patient ID of a DICOM file, even of a malformed one
+// whose header was read that far; "" when there is none.
+func mrnOf(content []byte) string {
+	h, _ := dicomhdr.Read(content)
+	return strings.TrimSpace(h.PatientID)
+}
+
 // quarantine holds a file with its findings; why, when set, adds the
 // intake's own finding (why the content could not be kept or stored).
-func (in *Intake) quarantine(ctx context.Context, run *importRun, res guard.FileResult, content []byte, why string) FileOutcome {
+func (in *Intake) quarantine(ctx context.Context, run *importRun, f heldFile, why string) FileOutcome {
 	if why != "" {
-		res.Findings = append(res.Findings, guard.Finding{Path: res.Path, Detector: DetectIntake, Severity: guard.Medium, Reason: why, SHA256: res.SHA256})
+		f.res.Findings = append(f.res.Findings, guard.Finding{Path: f.res.Path, Detector: DetectIntake, Severity: guard.Medium, Reason: why, SHA256: f.res.SHA256})
 	}
-	o := FileOutcome{Path: res.Path, Findings: res.Findings, Outcome: Quarantined, Reason: reasonOf(res.Findings)}
-	id, err := in.hold(ctx, run, res, content)
+	o := FileOutcome{Path: f.res.Path, Findings: f.res.Findings, Outcome: Quarantined, Reason: reasonOf(f.res.Findings)}
+	id, pseudonym, err := in.hold(ctx, run, f)
 	if err != nil {
 		o.Outcome, o.Reason = Failed, err.Error()
 		return o
 	}
-	o.Quarantine = id
+	o.Quarantine, o.Patient = id, pseudonym
 	return o
 }
 
@@ -376,20 +432,21 @@ func reasonOf(fs []guard.Finding) string {
 func (in *Intake) storeImage(ctx context.Context, run *importRun, res guard.FileResult, content []byte) (FileOutcome, string) {
 	o := FileOutcome{Path: res.Path, Findings: res.Findings}
 	h, err := dicomhdr.Read(content)
+	held := heldFile{res: res, content: content, mrn: strings.TrimSpace(h.PatientID)}
 	switch {
 	case err != nil:
-		return in.quarantine(ctx, run, res, content, err.Error()), ""
+		return in.quarantine(ctx, run, held, err.Error()), ""
 	case h.Directory():
 		o.Outcome, o.Reason = Skipped, "DICOMDIR (the media's index); not imported"
 		return o, ""
 	case len(h.Missing()) > 0:
-		return in.quarantine(ctx, run, res, content, "DICOM file lacks "+strings.Join(h.Missing(), ", ")+"; it cannot be indexed"), ""
+		return in.quarantine(ctx, run, held, "DICOM file lacks "+strings.Join(h.Missing(), ", ")+"; it cannot be indexed"), ""
 	}
 	data := bytes.Clone(content) // the quarantine keeps the file as it came
 	dicomhdr.ZeroPreamble(data)
-	rec, err := in.cfg.Door.StoreImaging(ctx, importRequest, h.PatientID, instanceOf(h, data, run.origin))
+	rec, err := in.cfg.Door.StoreImaging(ctx, importRequest, h.PatientID, instanceOf(h, data, run.label()))
 	if err != nil {
-		return in.unstored(ctx, run, res, content, err), ""
+		return in.unstored(ctx, run, held, err), ""
 	}
 	o.Outcome, o.Instance, o.Patient = Stored, rec.ID, rec.Pseudonym
 	if rec.Duplicate {
@@ -400,17 +457,20 @@ func (in *Intake) storeImage(ctx context.Context, run *importRun, res guard.File
 
 // unstored quarantines a clean image the door refused, saying what a
 // person must do; a failure of the store itself is the file's failure.
-func (in *Intake) unstored(ctx context.Context, run *importRun, res guard.FileResult, content []byte, err error) FileOutcome {
+func (in *Intake) unstored(ctx context.Context, run *importRun, f heldFile, err error) FileOutcome {
 	switch {
 	case errors.Is(err, records.ErrNotFound):
-		return in.quarantine(ctx, run, res, content, "no registered patient has the file's Patient ID (MRN); register the patient, then release the file")
+		f.missed = true
+		return in.quarantine(ctx, run, f, "no registered patient has the file's Patient ID (MRN); register the patient, then release the file")
 	case errors.Is(err, records.ErrInvalid), errors.Is(err, records.ErrConflict), errors.Is(err, records.ErrDenied):
-		return in.quarantine(ctx, run, res, content, "the imaging store refused the file: "+err.Error())
+		return in.quarantine(ctx, run, f, "the imaging store refused the file: "+err.Error())
 	}
-	return FileOutcome{Path: res.Path, Findings: res.Findings, Outcome: Failed, Reason: "store: " + err.Error()}
+	return FileOutcome{Path: f.res.Path, Findings: f.res.Findings, Outcome: Failed, Reason: "store: " + err.Error()}
 }
 
-// instanceOf describes a file for the door; data is the file as stored.
+// instanceOf describes a file for the door; data is the file as stored,
+// source a label of medsec's ids and the media kind (never the origin
+// as typed).
 func instanceOf(h dicomhdr.Header, data []byte, source string) records.ImagingInstance {
 	sum := sha256.Sum256(data)
 	return records.ImagingInstance{StudyUID: h.StudyUID, SeriesUID: h.SeriesUID, InstanceUID: h.InstanceUID, SOPClassUID: h.SOPClassUID,

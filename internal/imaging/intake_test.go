@@ -129,14 +129,14 @@ func TestImportCD(t *testing.T) {
 			t.Errorf("%s stored as %q for %q, want an instance of %s", o.Path, o.Instance, o.Patient, f.patient.Pseudonym)
 		}
 	}
-	checkStoredStudy(t, f, cd)
+	checkStoredStudy(t, f, cd, rep)
 	checkQuarantine(t, f, rep)
 	checkImportAudit(t, f, rep)
 }
 
 // checkStoredStudy reads the study back as the attending physician: every
 // file as it came, preamble zeroed.
-func checkStoredStudy(t *testing.T, f *fixture, cd cdTree) {
+func checkStoredStudy(t *testing.T, f *fixture, cd cdTree, rep *imaging.Report) {
 	t.Helper()
 	got, err := f.h.Door.ImagingStudy(context.Background(), f.treat(f.doctor), cd.study[0].StudyInstanceUID)
 	if err != nil {
@@ -158,7 +158,7 @@ func checkStoredStudy(t *testing.T, f *fixture, cd cdTree) {
 		if !bytes.Equal(g.Data[128:], orig[128:]) || !bytes.Equal(g.Data[:128], make([]byte, 128)) {
 			t.Errorf("instance %s: stored file differs from the one sent (beyond the zeroed preamble)", g.InstanceUID)
 		}
-		if g.Modality == "" || g.SeriesUID == "" || !strings.Contains(g.Source, "Busan") || g.Effective.Year() < 2015 {
+		if g.Modality == "" || g.SeriesUID == "" || g.Source != "folder import "+rep.ID || g.Effective.Year() < 2015 {
 			t.Errorf("instance %s: metadata %+v", g.InstanceUID, g)
 		}
 	}
@@ -169,7 +169,7 @@ func checkStoredStudy(t *testing.T, f *fixture, cd cdTree) {
 
 func checkQuarantine(t *testing.T, f *fixture, rep *imaging.Report) {
 	t.Helper()
-	items, err := f.in.Quarantined(context.Background(), imaging.Filter{State: imaging.StateHeld})
+	items, err := f.in.Quarantined(context.Background(), f.officer, imaging.Filter{State: imaging.StateHeld})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,8 +180,17 @@ func checkQuarantine(t *testing.T, f *fixture, rep *imaging.Report) {
 		if !it.Kept || it.Origin != rep.Origin || len(it.Findings) == 0 || it.ImportID != rep.ID {
 			t.Errorf("item %+v: want the content kept, the origin, the findings and the import", it)
 		}
-		if strings.HasSuffix(it.Name, "POLY/IM0001") && (it.Severity != guard.Critical || !slices.Contains(it.Detectors, guard.DetectDICOMPreamble)) {
-			t.Errorf("polyglot item: severity %s detectors %v", it.Severity, it.Detectors)
+		// The polyglot carries the registered patient's MRN: the item
+		// names the patient by pseudonym. The stranger's MRN is no one's.
+		wantPatient := ""
+		if strings.HasSuffix(it.Name, "POLY/IM0001") {
+			wantPatient = f.patient.Pseudonym
+			if it.Severity != guard.Critical || !slices.Contains(it.Detectors, guard.DetectDICOMPreamble) {
+				t.Errorf("polyglot item: severity %s detectors %v", it.Severity, it.Detectors)
+			}
+		}
+		if it.Patient != wantPatient {
+			t.Errorf("item %s: patient %q, want %q", it.Name, it.Patient, wantPatient)
 		}
 	}
 	open, err := f.h.Alerts.List(context.Background(), alerts.Filter{OpenOnly: true, Kind: alerts.KindQuarantine})
@@ -192,27 +201,38 @@ func checkQuarantine(t *testing.T, f *fixture, rep *imaging.Report) {
 		t.Errorf("%d quarantine alerts, want one per item (%d)", len(open), rep.Quarantined)
 	}
 	for _, a := range open {
-		if strings.Contains(a.Summary+a.Detail, "POLY") || strings.Contains(a.Summary+a.Detail, testMRN) {
-			t.Errorf("alert names the file or the patient: %+v", a)
+		if strings.Contains(a.Summary+a.Detail, "POLY") || strings.Contains(a.Summary+a.Detail, testMRN) || strings.Contains(a.Summary+a.Detail, rep.Origin) {
+			t.Errorf("alert names the file, the patient or the origin as typed: %+v", a)
+		}
+		if !strings.Contains(a.Summary, rep.ID) || (a.Patient != "" && a.Patient != f.patient.Pseudonym) {
+			t.Errorf("alert %+v: want the import id and at most the patient's pseudonym", a)
 		}
 	}
 }
 
 func checkImportAudit(t *testing.T, f *fixture, rep *imaging.Report) {
 	t.Helper()
-	var writes, holds, imports int
+	var writes, matches, holds, imports int
 	err := audit.Scan(context.Background(), f.h.DB, f.h.Config.Audit.Chain, 0, 0, func(e audit.Event) error {
-		switch e.Action {
-		case "imaging.write":
+		if strings.Contains(e.Reason+e.Resource+e.Source, "Busan") {
+			t.Errorf("event names the origin as typed: %+v", e)
+		}
+		switch {
+		case e.Action == "imaging.write" && strings.Contains(e.Reason, "matching its patient"):
+			matches++ // the officer's list asked again for the unknown MRN
+		case e.Action == "imaging.write":
 			writes++
-			if !strings.Contains(e.Reason, rep.Origin) {
-				t.Errorf("store event without the origin: %+v", e)
+			if !strings.Contains(e.Reason, rep.ID) {
+				t.Errorf("store event without the import: %+v", e)
 			}
-		case "quarantine.hold":
+		case e.Action == "quarantine.hold":
 			holds++
-		case "imaging.import":
+			if !strings.Contains(e.Reason, "folder import "+rep.ID) {
+				t.Errorf("hold event without the import: %+v", e)
+			}
+		case e.Action == "imaging.import":
 			imports++
-			if e.Actor != "cli:test" || !strings.Contains(e.Reason, rep.Origin) || !strings.Contains(e.Reason, "5 stored") {
+			if e.Actor != "cli:test" || !strings.Contains(e.Reason, "folder media") || !strings.Contains(e.Reason, "5 stored") {
 				t.Errorf("import event %+v", e)
 			}
 		}
@@ -221,9 +241,10 @@ func checkImportAudit(t *testing.T, f *fixture, rep *imaging.Report) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A failed write is audited too: the unknown patient's file.
-	if writes != 6 || holds != 3 || imports != 1 {
-		t.Errorf("audited %d imaging writes, %d holds, %d imports; want 6, 3, 1", writes, holds, imports)
+	// A failed write is audited too: the unknown patient's file, at the
+	// import and again when the officer's list looked for its patient.
+	if writes != 6 || matches != 1 || holds != 3 || imports != 1 {
+		t.Errorf("audited %d imaging writes, %d matches, %d holds, %d imports; want 6, 1, 3, 1", writes, matches, holds, imports)
 	}
 }
 
@@ -293,6 +314,9 @@ func TestImportBadInput(t *testing.T) {
 	if _, err := f.in.Import(ctx, imaging.Request{Origin: "CD"}); !errors.Is(err, imaging.ErrInvalid) {
 		t.Errorf("import of nothing: got %v, want ErrInvalid", err)
 	}
+	if _, err := f.in.Import(ctx, imaging.Request{Paths: []string{root}, Origin: "CD", Media: "floppy of 김민수"}); !errors.Is(err, imaging.ErrInvalid) {
+		t.Errorf("import with a media kind not on the list: got %v, want ErrInvalid", err)
+	}
 }
 
 // TestImportLimit keeps a file over the size limit out, with no content.
@@ -312,7 +336,7 @@ func TestImportLimit(t *testing.T) {
 	if rep.Failed != 1 || rep.Quarantined != 1 {
 		t.Fatalf("report %+v, want the clean file failed (too large) and the polyglot held without content", rep.Files)
 	}
-	items, _ := in.Quarantined(ctx, imaging.Filter{})
+	items, _ := in.Quarantined(ctx, f.officer, imaging.Filter{})
 	if len(items) != 1 || items[0].Kept {
 		t.Errorf("items %+v, want one held without content", items)
 	}

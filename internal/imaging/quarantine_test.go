@@ -14,6 +14,7 @@ import (
 	"github.com/medsec/medsec/internal/guard"
 	"github.com/medsec/medsec/internal/identity"
 	"github.com/medsec/medsec/internal/imaging"
+	"github.com/medsec/medsec/internal/keys"
 	"github.com/medsec/medsec/internal/records"
 )
 
@@ -76,7 +77,7 @@ func TestReleaseRefusals(t *testing.T) {
 			if ev.Action != "quarantine.release" || ev.Outcome != tt.outcome || ev.Resource != "Quarantine/"+tt.id {
 				t.Errorf("last audit event %+v, want a %s release of %s", ev, tt.outcome, tt.id)
 			}
-			it, err := f.in.QuarantineItem(ctx, tt.id)
+			it, err := f.in.QuarantineItem(ctx, f.officer, tt.id)
 			if err != nil || it.State != imaging.StateHeld {
 				t.Errorf("item after a refused release: %+v, %v; want it still held", it, err)
 			}
@@ -99,8 +100,15 @@ func TestReleaseAndDelete(t *testing.T) {
 	if rel.Stored == nil || rel.Stored.Pseudonym != f.patient.Pseudonym || rel.Item.State != imaging.StateReleased || rel.Item.DecidedBy != f.officer.ID {
 		t.Fatalf("release %+v, want the polyglot stored for the patient and the item released by the officer", rel)
 	}
-	if ev := f.lastEvent(t); ev.Action != "quarantine.release" || ev.Outcome != audit.Success || !strings.Contains(ev.Reason, "viewer stub") {
-		t.Errorf("last event %+v, want the officer's release with the reason", ev)
+	ev := f.lastEvent(t)
+	if ev.Action != "quarantine.release" || ev.Outcome != audit.Success || !strings.Contains(ev.Reason, "viewer stub") || ev.Patient != f.patient.Pseudonym {
+		t.Errorf("last event %+v, want the officer's release with the reason and the patient's pseudonym", ev)
+	}
+	// The store is written by the import job (the policy keeps officers
+	// out of clinical data) with the officer named in the event.
+	write := f.findEvent(t, func(e audit.Event) bool { return e.Action == "imaging.write" && e.Resource == "ImagingInstance/"+rel.Stored.ID })
+	if write.Actor != "system:import" || !strings.Contains(write.Source, f.officer.ID) || !strings.Contains(write.Reason, "quarantine "+poly+" released by "+f.officer.ID) {
+		t.Errorf("store event %+v, want the import job, the officer named in source and reason", write)
 	}
 	got, err := f.h.Door.ImagingInstance(ctx, f.treat(f.doctor), rel.Stored.ID)
 	if err != nil {
@@ -119,31 +127,83 @@ func TestReleaseAndDelete(t *testing.T) {
 		t.Errorf("release after registration: %v", err)
 	}
 
-	// A non-image is handed to the officer, then deleted.
+	// A non-image is handed to the officer, audited before the first
+	// byte, then deleted.
 	autorun := ids["AUTORUN.INF"]
-	var out bytes.Buffer
-	if _, err := f.in.Release(ctx, imaging.Decision{Who: f.officer, Reason: "keep a copy for the incident report", Out: &out}, autorun); err != nil {
+	out := &auditedWriter{t: t, f: f, item: autorun}
+	if _, err := f.in.Release(ctx, imaging.Decision{Who: f.officer, Reason: "keep a copy for the incident report", Out: out}, autorun); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(out.String(), "[autorun]") {
-		t.Errorf("released content %q, want the autorun file", out.String())
+	if !strings.HasPrefix(out.String(), "[autorun]") || !out.audited {
+		t.Errorf("released content %q (audited first: %v), want the autorun file after its audit event", out.String(), out.audited)
 	}
 	it, err := f.in.Delete(ctx, imaging.Decision{Who: f.officer, Reason: "incident closed"}, autorun)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if it.State != imaging.StateDeleted || it.Kept || it.Decision != "incident closed" {
-		t.Errorf("deleted item %+v", it)
+	if it.State != imaging.StateDeleted || it.Kept || it.Decision != "incident closed" || !it.Destroyed || it.Name != "" || it.HandedTo != f.officer.ID {
+		t.Errorf("deleted item %+v, want it destroyed, its name unreadable, the copy's holder named", it)
 	}
-	var gone bool
-	if err := f.h.DB.QueryRow(ctx, `SELECT content IS NULL FROM quarantine_items WHERE id = ?`, autorun).Scan(&gone); err != nil || !gone {
-		t.Errorf("content still stored after delete (%v)", err)
-	}
+	checkShredded(t, f, autorun)
 	if _, err := f.in.Delete(ctx, imaging.Decision{Who: f.officer, Reason: "again"}, autorun); !errors.Is(err, imaging.ErrNotHeld) {
 		t.Errorf("second delete: got %v, want ErrNotHeld", err)
 	}
 	if _, err := f.in.Delete(ctx, imaging.Decision{Who: f.doctor, Reason: "tidy up"}, poly); !errors.Is(err, imaging.ErrNotOfficer) {
 		t.Errorf("physician deleting: got %v, want ErrNotOfficer", err)
+	}
+}
+
+// auditedWriter checks, when the released bytes arrive, that the release
+// is already in the audit log.
+type auditedWriter struct {
+	bytes.Buffer
+	t       *testing.T
+	f       *fixture
+	item    string
+	audited bool
+}
+
+func (w *auditedWriter) Write(p []byte) (int, error) {
+	if w.Len() == 0 {
+		ev := w.f.lastEvent(w.t)
+		w.audited = ev.Action == "quarantine.release" && ev.Resource == "Quarantine/"+w.item && ev.Outcome == audit.Success
+	}
+	return w.Buffer.Write(p)
+}
+
+func (f *fixture) findEvent(t *testing.T, match func(audit.Event) bool) audit.Event {
+	t.Helper()
+	var found audit.Event
+	err := audit.Scan(context.Background(), f.h.DB, f.h.Config.Audit.Chain, 0, 0, func(e audit.Event) error {
+		if match(e) {
+			found = e
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return found
+}
+
+// checkShredded: the item's key row keeps no key, its content is gone and
+// its sealed record cannot be opened any more.
+func checkShredded(t *testing.T, f *fixture, id string) {
+	t.Helper()
+	ctx := context.Background()
+	var wrapped, content []byte
+	var destroyedAt *int64
+	if err := f.h.DB.QueryRow(ctx, `SELECT wrapped, destroyed_at FROM data_keys WHERE owner = ?`, "quarantine:"+id).Scan(&wrapped, &destroyedAt); err != nil {
+		t.Fatal(err)
+	}
+	if wrapped != nil || destroyedAt == nil {
+		t.Errorf("key of %s: wrapped %d bytes, destroyed %v; want it destroyed", id, len(wrapped), destroyedAt)
+	}
+	if err := f.h.DB.QueryRow(ctx, `SELECT content FROM quarantine_items WHERE id = ?`, id).Scan(&content); err != nil || content != nil {
+		t.Errorf("content of %s still stored (%v)", id, err)
+	}
+	if _, err := f.h.Keys.ForOwner(ctx, f.h.DB, "quarantine:"+id); !errors.Is(err, keys.ErrDestroyed) {
+		t.Errorf("key of %s: got %v, want ErrDestroyed", id, err)
 	}
 }
 
@@ -158,13 +218,13 @@ func TestQuarantineTampered(t *testing.T) {
 	}
 	f.register(t, "MRN-999999", "이서연")
 	_, err := f.in.Release(ctx, imaging.Decision{Who: f.officer, Reason: "checked"}, b)
-	if !errors.Is(err, guard.ErrTampered) {
+	if !errors.Is(err, keys.ErrTampered) {
 		t.Errorf("release of moved content: got %v, want ErrTampered", err)
 	}
 	if _, err := f.h.DB.Exec(ctx, `UPDATE quarantine_items SET record = (SELECT record FROM quarantine_items WHERE id = ?) WHERE id = ?`, a, b); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.in.QuarantineItem(ctx, b); !errors.Is(err, guard.ErrTampered) {
+	if _, err := f.in.QuarantineItem(ctx, f.officer, b); !errors.Is(err, keys.ErrTampered) {
 		t.Errorf("listing a moved record: got %v, want ErrTampered", err)
 	}
 }
@@ -175,7 +235,8 @@ func TestNoPlaintextOnDisk(t *testing.T) {
 	f := newFixture(t, guard.Config{})
 	cd, _ := importCD(t, f)
 	p := cd.study[0].Patient
-	needles := []string{testMRN, p.NameLatin, p.NameHangul, cd.study[0].StudyInstanceUID, cd.polyglot.Patient.NameLatin, "MRN-999999"}
+	needles := []string{testMRN, p.NameLatin, p.NameHangul, cd.study[0].StudyInstanceUID, cd.polyglot.Patient.NameLatin, "MRN-999999",
+		"Busan clinic", "POLY/IM0001", "AUTORUN"}
 	dir := f.h.Config.Path(".")
 	files := 0
 	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/medsec/medsec/internal/audit"
 	"github.com/medsec/medsec/internal/keys"
@@ -78,11 +80,12 @@ type ImagingReceipt struct {
 // StoreImaging stores one DICOM instance for the patient whose medical
 // record number the file names (Patient ID, 0010,0020). The caller (the
 // import job) must be allowed to write imaging for that patient; the audit
-// event names the media's origin (in.Source) and commits with the sealed
-// row. Errors: ErrNotFound when no live patient has the MRN (the failed
-// attempt is audited), ErrInvalid for missing identifiers or an MRN shared
-// by several patients, ErrConflict when the instance UID is already stored
-// with other content, *DeniedError.
+// event names where the file came from (in.Source: a label that
+// identifies no one, see checkSource) and commits with the sealed row.
+// Errors: ErrNotFound when no live patient has the MRN (the failed
+// attempt is audited), ErrInvalid for missing identifiers, an identifying
+// source or an MRN shared by several patients, ErrConflict when the
+// instance UID is already stored with other content, *DeniedError.
 func (d *Door) StoreImaging(ctx context.Context, req Request, mrn string, in ImagingInstance) (ImagingReceipt, error) {
 	if err := checkImaging(in); err != nil {
 		return ImagingReceipt{}, err
@@ -120,11 +123,75 @@ func checkImaging(in ImagingInstance) error {
 	case len(in.Data) == 0 || in.SHA256 == "":
 		return fmt.Errorf("%w: a DICOM instance needs its file and the file's SHA-256", ErrInvalid)
 	}
+	return checkSource(in.Source)
+}
+
+// maxSource bounds an instance's source label.
+const maxSource = 160
+
+// medsecID is one of medsec's own ids (imp_…, q_…, st_…): random, so its
+// digits identify no one.
+var medsecID = regexp.MustCompile(`^[a-z]{1,12}_[0-9a-z]{6,40}$`)
+
+// checkSource refuses a source that may identify a person. The source is
+// written in plaintext (the source column and the audit reason), so it
+// must be a label (the intake passes its import id and the media kind),
+// never what an operator typed about the media: no Hangul (names), no run
+// of five or more digits outside medsec's ids (MRNs, resident
+// registration and phone numbers), nothing unprintable.
+func checkSource(s string) error {
+	bad := len(s) > maxSource || strings.ContainsFunc(s, func(r rune) bool { return !unicode.IsPrint(r) || unicode.Is(unicode.Hangul, r) })
+	for _, w := range strings.FieldsFunc(s, func(r rune) bool { return r != '_' && !unicode.IsLetter(r) && !unicode.IsDigit(r) }) {
+		if !medsecID.MatchString(w) && digitRun(w) >= 5 {
+			bad = true
+		}
+	}
+	if bad {
+		return fmt.Errorf("%w: an imaging source must be a short label without names or identifying numbers (at most %d bytes)", ErrInvalid, maxSource)
+	}
 	return nil
+}
+
+// digitRun is the length of the longest run of digits in w.
+func digitRun(w string) int {
+	longest, run := 0, 0
+	for _, r := range w {
+		if unicode.IsDigit(r) {
+			run++
+			longest = max(longest, run)
+		} else {
+			run = 0
+		}
+	}
+	return longest
 }
 
 // cleanUID drops the padding DICOM allows after a UID.
 func cleanUID(uid string) string { return strings.TrimRight(strings.TrimSpace(uid), "\x00 ") }
+
+// MatchImaging names the patient a DICOM file belongs to by the MRN it
+// carries (Patient ID, 0010,0020), for a caller the policy lets write that
+// patient's imaging: the intake asks it for a file it keeps in quarantine,
+// so the file is erased with the patient and its events name the
+// patient's pseudonym. The receipt has the patient's id and pseudonym and
+// no instance; nothing is written, read or unsealed, and the caller
+// records the match in its own audit event. A miss is audited as in
+// StoreImaging (source says which file asked). Errors: ErrNotFound,
+// ErrInvalid (an MRN shared by several patients), *DeniedError.
+func (d *Door) MatchImaging(ctx context.Context, req Request, mrn, source string) (ImagingReceipt, error) {
+	if err := checkSource(source); err != nil {
+		return ImagingReceipt{}, err
+	}
+	facts, err := d.patientByMRN(ctx, req, mrn, source)
+	if err != nil {
+		return ImagingReceipt{}, err
+	}
+	a := &access{req: req, action: ActionWrite, class: ClassImaging, facts: facts, resource: "Patient/" + facts.Pseudonym + "/imaging"}
+	if err := d.authorize(ctx, a); err != nil {
+		return ImagingReceipt{}, err
+	}
+	return ImagingReceipt{PatientID: facts.ID, Pseudonym: facts.Pseudonym}, nil
+}
 
 // patientByMRN finds the one live patient with the MRN, for a caller the
 // policy lets write imaging. A miss is audited as a failed write, so

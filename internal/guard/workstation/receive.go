@@ -147,7 +147,11 @@ func (r *Registry) take(ctx context.Context, name, source string, b agent.Batch)
 	err := r.cfg.DB.ReadWriteTx(ctx, func(ctx context.Context, tx *store.Tx) error {
 		rc = agent.Receipt{}
 		for _, rep := range b.Alerts {
-			fresh, err := r.cfg.Alerts.Raise(ctx, tx, inboxAlert(name, rep))
+			a, err := r.inboxAlert(name, rep)
+			if err != nil {
+				return err
+			}
+			fresh, err := r.cfg.Alerts.Raise(ctx, tx, a)
 			if err != nil {
 				return err
 			}
@@ -166,11 +170,17 @@ func (r *Registry) take(ctx context.Context, name, source string, b agent.Batch)
 	return rc, err
 }
 
-func inboxAlert(name string, rep agent.Report) alerts.Alert {
-	detail, _ := json.Marshal(rep)
+// inboxAlert is a report as the officer's inbox shows it: the server's
+// path-free description in the summary, the full report sealed in the
+// detail (Registry.OpenReport).
+func (r *Registry) inboxAlert(name string, rep agent.Report) (alerts.Alert, error) {
+	detail, err := r.sealReport(name, rep)
+	if err != nil {
+		return alerts.Alert{}, err
+	}
 	return alerts.Alert{Kind: alerts.KindGuard, Severity: inboxSeverity(rep.Severity), Subject: "workstation:" + name,
-		Summary: fmt.Sprintf("%s on workstation %s: %s", rep.Kind, name, clip(rep.Reason, 200)), Detail: string(detail),
-		Dedup: "guard:" + name + ":" + rep.ID}
+		Summary: fmt.Sprintf("%s on workstation %s: %s", kindLabel(rep.Kind), name, r.describe(rep)), Detail: detail,
+		Dedup: "guard:" + name + ":" + rep.ID}, nil
 }
 
 func inboxSeverity(s guard.Severity) string {
@@ -185,19 +195,8 @@ func inboxSeverity(s guard.Severity) string {
 
 func (r *Registry) alertEvent(name, source string, rep agent.Report) audit.Event {
 	return audit.Event{Time: r.cfg.Now(), Actor: "workstation:" + name, Role: identity.RoleSystem, Action: "guard.alert",
-		Resource: "Workstation/" + name, Outcome: audit.Success, Source: source, Reason: clip(rep.Alert.String(), 1000)}
-}
-
-// clip shortens s to at most n bytes on a rune boundary.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	s = s[:n]
-	for !utf8.ValidString(s) {
-		s = s[:len(s)-1]
-	}
-	return s + "…"
+		Resource: "Workstation/" + name, Outcome: audit.Success, Source: source,
+		Reason: fmt.Sprintf("%s: %s: %s (report %s)", kindLabel(rep.Kind), rep.Severity, r.describe(rep), rep.ID)}
 }
 
 // answer writes an error; refusals of a presented certificate are audited

@@ -57,6 +57,10 @@ var (
 	ErrInvalid = errors.New("invalid workstation request")
 	// ErrNotFound: no workstation of that name is enrolled.
 	ErrNotFound = errors.New("no such workstation")
+	// ErrNotOfficer: a workstation's full report (paths included) is
+	// opened only by a security officer signed in with a second factor.
+	// HTTP 403. The refusal is audited.
+	ErrNotOfficer = errors.New("only a security officer signed in with a second factor may open a workstation's report")
 )
 
 // caSecret names the system secret the CA key is derived from.
@@ -73,7 +77,23 @@ type Config struct {
 	Keys   *keys.Keyring
 	Audit  *audit.Log
 	Alerts *alerts.Inbox
-	Now    func() time.Time
+	// Protected names the directories workstations protect (the agents'
+	// "protect:" lists) by labels that identify no one. A file change
+	// under one is reported in the inbox and the audit log as the label
+	// and a keyed hash of the path, never the path: PACS export folders
+	// are often named after patients. Changes elsewhere say
+	// UnlistedRoot.
+	Protected []ProtectedRoot
+	Now       func() time.Time
+}
+
+// ProtectedRoot is one protected directory and its label.
+type ProtectedRoot struct {
+	// Label is what the officer sees, e.g. "pacs-export": 1-32
+	// lower-case letters, digits and '-'.
+	Label string `yaml:"label" json:"label"`
+	// Path is the directory as the agent reports it (either separator).
+	Path string `yaml:"path" json:"path"`
 }
 
 // Registry is the workstation CA, the list of enrolled workstations and
@@ -84,6 +104,10 @@ type Registry struct {
 	caCert *x509.Certificate
 	caPEM  []byte
 	roots  *x509.CertPool
+	// pathKey keys the hashes that stand for paths; reports seals the
+	// full reports kept in the alerts.
+	pathKey []byte
+	reports *keys.DataKey
 }
 
 // Open prepares the registry's table (a no-op once applied) and the CA.
@@ -100,11 +124,20 @@ func Open(ctx context.Context, cfg Config) (*Registry, error) {
 	if err := cfg.DB.Migrate(ctx, Migrations); err != nil {
 		return nil, fmt.Errorf("prepare workstation registry: %w", err)
 	}
+	if err := checkRoots(cfg.Protected); err != nil {
+		return nil, err
+	}
 	seed, err := cfg.Keys.SystemKey(ctx, caSecret)
 	if err != nil {
 		return nil, err
 	}
 	r := &Registry{cfg: cfg, caKey: ed25519.NewKeyFromSeed(seed[:ed25519.SeedSize])}
+	if r.pathKey, err = cfg.Keys.SystemKey(ctx, pathSecret); err != nil {
+		return nil, err
+	}
+	if r.reports, err = reportKey(ctx, cfg); err != nil {
+		return nil, err
+	}
 	if err := r.makeCA(); err != nil {
 		return nil, err
 	}

@@ -39,7 +39,7 @@ type fixture struct {
 
 // newFixture runs the alert endpoint behind a real TLS 1.3 server, mounted
 // as `medsec serve` mounts it.
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T, protected ...workstation.ProtectedRoot) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -53,7 +53,7 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { h.Close(context.Background()) })
-	reg, err := workstation.Open(ctx, workstation.Config{DB: h.DB, Keys: h.Keys, Audit: h.Audit, Alerts: h.Alerts})
+	reg, err := workstation.Open(ctx, workstation.Config{DB: h.DB, Keys: h.Keys, Audit: h.Audit, Alerts: h.Alerts, Protected: protected})
 	if err != nil {
 		t.Fatal(err)
 	}

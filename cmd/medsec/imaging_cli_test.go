@@ -16,6 +16,7 @@ import (
 	"github.com/medsec/medsec/internal/identity"
 	"github.com/medsec/medsec/internal/imaging"
 	"github.com/medsec/medsec/internal/keys"
+	"github.com/medsec/medsec/internal/lifecycle"
 	"github.com/medsec/medsec/internal/records"
 )
 
@@ -25,6 +26,12 @@ const cliPassword = "a long command-line test password"
 // physician who treats them, and a security officer whose authenticator
 // secret it returns.
 func cliHospital(t *testing.T) (dir, secret string) {
+	dir, secret, _ = cliHospitalPatient(t)
+	return dir, secret
+}
+
+// cliHospitalPatient is cliHospital that also returns the patient's id.
+func cliHospitalPatient(t *testing.T) (dir, secret, patientID string) {
 	t.Helper()
 	ctx := context.Background()
 	dir = filepath.Join(t.TempDir(), "h")
@@ -64,12 +71,12 @@ func cliHospital(t *testing.T) (dir, secret string) {
 	if err := h.Staff.ConfirmTOTP(ctx, officer, officer.ID, code); err != nil {
 		t.Fatal(err)
 	}
-	_, err = h.Door.RegisterPatient(ctx, records.Request{Who: staff["reception"], Purpose: "TREAT"}, records.Patient{Name: "김민수",
+	pt, err := h.Door.RegisterPatient(ctx, records.Request{Who: staff["reception"], Purpose: "TREAT"}, records.Patient{Name: "김민수",
 		MRN: "MRN-100000", Department: "internal_medicine", Ward: "5A", Attending: staff["dr.kim"].ID, ActiveEncounter: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return dir, enr.Secret
+	return dir, enr.Secret, pt.ID
 }
 
 // medsec runs the command line in this process.
@@ -192,5 +199,43 @@ func TestGuardEnrolCommandLine(t *testing.T) {
 	}
 	if _, err := medsec(t, "guard", "enroll", "../escape", "--out", filepath.Join(t.TempDir(), "e"), "--data", dir); err == nil {
 		t.Error("enrolled a name with a path in it")
+	}
+}
+
+// TestQuarantineTraceAndErase: `medsec trace` lists the patient's file
+// held in quarantine, and `medsec patient erase` destroys it.
+func TestQuarantineTraceAndErase(t *testing.T) {
+	dir, secret, patient := cliHospitalPatient(t)
+	t.Setenv("MEDSEC_STAFF_PASSWORD", cliPassword)
+	// The hospital's own schedule, with nothing that keeps the patient.
+	schedule := "name: test\nrules:\n  - class: demographics\n    keep: 1y\n    basis: the hospital's own rule\n"
+	if err := os.WriteFile(filepath.Join(dir, lifecycle.ScheduleFile), []byte(schedule), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cd := filepath.Join(t.TempDir(), "cd")
+	if err := mkcd(cd, "MRN-100000"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := medsec(t, "import", cd, "--origin", "CD from Busan clinic", "--data", dir); exitCode(err) != 1 {
+		t.Fatalf("import: %v", err)
+	}
+	trace := func(at time.Time) string {
+		t.Helper()
+		code, _ := totp.GenerateCode(secret, at)
+		out, err := medsec(t, "trace", "--patient", patient, "--as", "officer.han", "--totp", code, "--data", dir)
+		if err != nil {
+			t.Fatalf("trace: %v\n%s", err, out)
+		}
+		return out
+	}
+	if out := trace(time.Now()); !strings.Contains(out, "quarantine: held files") || strings.Contains(out, "internal/imaging") {
+		t.Errorf("trace before the erasure lists no held file, or imaging as not traced:\n%s", out)
+	}
+	out, err := medsec(t, "patient", "erase", "--patient", patient, "--request", "ER-7", "--data", dir)
+	if err != nil {
+		t.Fatalf("erase: %v\n%s", err, out)
+	}
+	if out := trace(time.Now().Add(30 * time.Second)); !strings.Contains(out, "quarantine: deleted files") || strings.Contains(out, "quarantine: held files") {
+		t.Errorf("trace after the erasure:\n%s", out)
 	}
 }

@@ -64,6 +64,11 @@ func assembleLife(ctx context.Context, h *hospital.Hospital, now func() time.Tim
 		return nil, err
 	}
 	engine.AddSource(ds)
+	intake, err := imagingSource(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	engine.AddSource(intake)
 	return &life{h: h, engine: engine, prov: prov}, nil
 }
 

@@ -106,7 +106,9 @@ func TestReleaseAndDelete(t *testing.T) {
 	}
 	// The store is written by the import job (the policy keeps officers
 	// out of clinical data) with the officer named in the event.
-	write := f.findEvent(t, func(e audit.Event) bool { return e.Action == "imaging.write" && e.Resource == "ImagingInstance/"+rel.Stored.ID })
+	write := f.findEvent(t, func(e audit.Event) bool {
+		return e.Action == "imaging.write" && e.Resource == "ImagingInstance/"+rel.Stored.ID
+	})
 	if write.Actor != "system:import" || !strings.Contains(write.Source, f.officer.ID) || !strings.Contains(write.Reason, "quarantine "+poly+" released by "+f.officer.ID) {
 		t.Errorf("store event %+v, want the import job, the officer named in source and reason", write)
 	}

@@ -160,8 +160,12 @@ func digest(sum string) string {
 	return " (sha256 " + sum[:12] + "…)"
 }
 
-// The sealed report in an alert's detail: "sealed-report:v1:NAME:ID:DATA".
-const sealedPrefix = "sealed-report:v1:"
+// The sealed report in an alert's detail follows a line for the officer:
+// "... sealed-report:v1:NAME:ID:DATA".
+const (
+	sealedNote   = "The full report (paths may name patients) is sealed; a security officer opens it (workstation.Registry.OpenReport, audited): "
+	sealedPrefix = "sealed-report:v1:"
+)
 
 func reportField(name, id string) keys.Field {
 	return keys.Field{Table: "alerts", Record: "guard:" + name + ":" + id, Name: "detail"}
@@ -174,12 +178,13 @@ func (r *Registry) sealReport(name string, rep agent.Report) (string, error) {
 		return "", err
 	}
 	sealed := r.reports.Seal(reportField(name, rep.ID), plain)
-	return sealedPrefix + name + ":" + rep.ID + ":" + base64.RawStdEncoding.EncodeToString(sealed), nil
+	return sealedNote + sealedPrefix + name + ":" + rep.ID + ":" + base64.RawStdEncoding.EncodeToString(sealed), nil
 }
 
 func parseSealed(detail string) (name, id string, sealed []byte, err error) {
-	parts := strings.SplitN(strings.TrimPrefix(detail, sealedPrefix), ":", 3)
-	if !strings.HasPrefix(detail, sealedPrefix) || len(parts) != 3 {
+	_, rest, found := strings.Cut(detail, sealedPrefix)
+	parts := strings.SplitN(rest, ":", 3)
+	if !found || len(parts) != 3 {
 		return "", "", nil, fmt.Errorf("%w: the alert holds no sealed workstation report", ErrInvalid)
 	}
 	sealed, err = base64.RawStdEncoding.DecodeString(parts[2])

@@ -309,11 +309,16 @@ func livingItems(ctx context.Context, tx *store.Tx, patientID string) ([]string,
 	return ids, pseudonym, rows.Err()
 }
 
+// eraseItem destroys one item; one another transaction destroyed first
+// is left alone.
 func (in *Intake) eraseItem(ctx context.Context, tx *store.Tx, id, pseudonym, basis string) error {
-	_, err := tx.Exec(ctx, `UPDATE quarantine_items SET state = ?, decided_at = ?, decided_by = ?, decision = ?, content = NULL WHERE id = ?`,
-		StateDeleted, in.now().UnixNano(), eraser.ID, "erased with the patient: "+basis, id)
+	res, err := tx.Exec(ctx, `UPDATE quarantine_items SET state = ?, decided_at = ?, decided_by = ?, decision = ?, content = NULL WHERE id = ? AND state <> ?`,
+		StateDeleted, in.now().UnixNano(), eraser.ID, "erased with the patient: "+basis, id, StateDeleted)
 	if err != nil {
 		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return nil
 	}
 	if err := in.cfg.Keys.DestroyKey(ctx, tx, itemOwner(id), eraser.ID, basis); err != nil {
 		return err

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -474,52 +473,4 @@ func writeStudy(w io.Writer, dir string, ins []records.ImagingInstance) error {
 	}
 	_, err := fmt.Fprintf(w, "%d instances of patient %s\n", len(ins), ins[0].Pseudonym)
 	return err
-}
-
-// addSignInFlags adds the member of staff who acts: --as and --totp.
-func addSignInFlags(cmd *cobra.Command) {
-	cmd.Flags().String("as", "", "user name of the member of staff who acts (password from MEDSEC_STAFF_PASSWORD or a prompt)")
-	cmd.Flags().String("totp", "", "one-time code of their authenticator (or MEDSEC_STAFF_TOTP); a security officer needs one")
-}
-
-// signIn opens a session for the member of staff named by --as, with the
-// second factor when a code is given, and returns a logout for the end.
-func signIn(cmd *cobra.Command, h *hospital.Hospital) (identity.Principal, func(), error) {
-	user, _ := cmd.Flags().GetString("as")
-	if user == "" {
-		return identity.Principal{}, nil, errors.New("name the member of staff who does this with --as USERNAME")
-	}
-	pw, err := staffSecret("MEDSEC_STAFF_PASSWORD", "Password for "+user)
-	if err != nil {
-		return identity.Principal{}, nil, err
-	}
-	code, _ := cmd.Flags().GetString("totp")
-	if code == "" {
-		code = os.Getenv("MEDSEC_STAFF_TOTP")
-	}
-	_, token, err := h.Staff.Login(cmd.Context(), identity.LoginRequest{Username: user, Password: pw, TOTP: code, Source: cliActor()})
-	if err != nil {
-		return identity.Principal{}, nil, fmt.Errorf("sign in %s: %w", user, err)
-	}
-	p, err := h.Staff.Sessions.Authenticate(cmd.Context(), token, cliActor())
-	if err != nil {
-		return identity.Principal{}, nil, err
-	}
-	return p, func() { h.Staff.Sessions.Logout(cmd.Context(), token, cliActor()) }, nil
-}
-
-// staffSecret reads a secret from the environment or, on a terminal, a
-// prompt without echo.
-func staffSecret(env, prompt string) (string, error) {
-	if v := os.Getenv(env); v != "" {
-		return v, nil
-	}
-	fd := int(os.Stdin.Fd())
-	if !term.IsTerminal(fd) {
-		return "", fmt.Errorf("no password: set %s or run on a terminal to be asked", env)
-	}
-	fmt.Fprint(os.Stderr, prompt+": ")
-	b, err := term.ReadPassword(fd)
-	fmt.Fprintln(os.Stderr)
-	return string(b), err
 }

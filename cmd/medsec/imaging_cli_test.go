@@ -82,6 +82,10 @@ func cliHospitalPatient(t *testing.T) (dir, secret, patientID string) {
 // medsec runs the command line in this process.
 func medsec(t *testing.T, args ...string) (string, error) {
 	t.Helper()
+	if os.Getenv("MEDSEC_SESSION_FILE") == "" {
+		// Staff sessions are saved; keep them out of the user's home.
+		t.Setenv("MEDSEC_SESSION_FILE", filepath.Join(t.TempDir(), "sessions.json"))
+	}
 	root := newRoot()
 	var out bytes.Buffer
 	root.SetOut(&out)
@@ -121,8 +125,12 @@ func TestImagingCommandLine(t *testing.T) {
 	if err != nil || !strings.Contains(out, "stored as img_") || !strings.Contains(out, "preamble zeroed") {
 		t.Fatalf("release: %v\n%s", err, out)
 	}
-	// Without a second factor the officer may not delete.
+	// Without a second factor (and without the session the release
+	// opened) the officer may not delete.
+	saved := os.Getenv("MEDSEC_SESSION_FILE")
+	t.Setenv("MEDSEC_SESSION_FILE", filepath.Join(t.TempDir(), "fresh.json"))
 	out, err = medsec(t, "quarantine", "delete", held["AUTORUN.INF"], "--reason", "junk", "--as", "officer.han", "--data", dir)
+	t.Setenv("MEDSEC_SESSION_FILE", saved)
 	if err == nil || !strings.Contains(err.Error(), "second factor") {
 		t.Errorf("delete without TOTP: %v, %s; want a refusal", err, out)
 	}
@@ -231,7 +239,8 @@ func TestQuarantineTraceAndErase(t *testing.T) {
 	if out := trace(time.Now()); !strings.Contains(out, "quarantine: held files") || strings.Contains(out, "internal/imaging") {
 		t.Errorf("trace before the erasure lists no held file, or imaging as not traced:\n%s", out)
 	}
-	out, err := medsec(t, "patient", "erase", "--patient", patient, "--request", "ER-7", "--data", dir)
+	// The officer's session from the trace carries the erasure.
+	out, err := medsec(t, "patient", "erase", "--patient", patient, "--request", "ER-7", "--as", "officer.han", "--data", dir)
 	if err != nil {
 		t.Fatalf("erase: %v\n%s", err, out)
 	}

@@ -10,10 +10,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"github.com/medsec/medsec/internal/hospital"
-	"github.com/medsec/medsec/internal/identity"
 	"github.com/medsec/medsec/internal/lifecycle"
 	"github.com/medsec/medsec/internal/provision"
 	"github.com/medsec/medsec/internal/records"
@@ -73,47 +71,6 @@ func assembleLife(ctx context.Context, h *hospital.Hospital, now func() time.Tim
 }
 
 func (l *life) close(ctx context.Context) { l.h.Close(ctx) }
-
-// addStaffFlags adds --as and --totp to a command a member of staff runs.
-func addStaffFlags(cmd *cobra.Command, why string) {
-	cmd.Flags().String("as", "", "user name of the member of staff who "+why+" (password from MEDSEC_STAFF_PASSWORD or a prompt)")
-	cmd.Flags().String("totp", "", "one-time code of the staff member's authenticator, for a session with a second factor")
-}
-
-// staffPrincipal signs in the member of staff named by --as.
-func staffPrincipal(cmd *cobra.Command, h *hospital.Hospital) (identity.Principal, error) {
-	user, _ := cmd.Flags().GetString("as")
-	if user == "" {
-		return identity.Principal{}, errors.New("name the member of staff who does this with --as USERNAME")
-	}
-	pw, err := staffPassword(user)
-	if err != nil {
-		return identity.Principal{}, err
-	}
-	code, _ := cmd.Flags().GetString("totp")
-	if code == "" {
-		return h.Staff.Authenticate(cmd.Context(), user, pw, cliActor())
-	}
-	_, token, err := h.Staff.Login(cmd.Context(), identity.LoginRequest{Username: user, Password: pw, TOTP: code, Source: cliActor()})
-	if err != nil {
-		return identity.Principal{}, err
-	}
-	return h.Staff.Sessions.Authenticate(cmd.Context(), token, cliActor())
-}
-
-func staffPassword(user string) (string, error) {
-	if p := os.Getenv("MEDSEC_STAFF_PASSWORD"); p != "" {
-		return p, nil
-	}
-	fd := int(os.Stdin.Fd())
-	if !term.IsTerminal(fd) {
-		return "", errors.New("no staff password: set MEDSEC_STAFF_PASSWORD or run on a terminal to be asked")
-	}
-	fmt.Fprintf(os.Stderr, "Password for %s: ", user)
-	p, err := term.ReadPassword(fd)
-	fmt.Fprintln(os.Stderr)
-	return string(p), err
-}
 
 // patientPrincipal signs the patient in through the portal path of the
 // door: with the patient's own portal token (MEDSEC_PORTAL_TOKEN), or with

@@ -328,14 +328,21 @@ func newPatientEraseCmd() *cobra.Command {
 		Short: "Destroy the patient's data on request, unless retention law or a legal hold forbids it now (then say until when)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if r.Received == "" {
-				r.Received = cliActor()
-			}
 			l, err := openLife(cmd, nil)
 			if err != nil {
 				return err
 			}
 			defer l.close(cmd.Context())
+			// An erasure is carried out by a signed-in security officer
+			// (the policy decides for them), never by whoever runs the CLI.
+			by, err := staffPrincipal(cmd, l.h)
+			if err != nil {
+				return err
+			}
+			r.By = &by
+			if r.Received == "" {
+				r.Received = by.ID
+			}
 			e, err := l.engine.Erase(cmd.Context(), r)
 			if err != nil {
 				return err
@@ -349,7 +356,8 @@ func newPatientEraseCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&r.PatientID, "patient", "", "the patient's id")
 	cmd.Flags().StringVar(&r.Reference, "request", "", "the request's number in the hospital's register")
-	cmd.Flags().StringVar(&r.Received, "received-by", "", "who checked the patient's identity (default: you)")
+	cmd.Flags().StringVar(&r.Received, "received-by", "", "who checked the patient's identity (default: the officer)")
+	addStaffFlags(cmd, "carries out the erasure: a security officer, with --totp")
 	cmd.MarkFlagRequired("patient")
 	cmd.MarkFlagRequired("request")
 	return cmd

@@ -70,7 +70,7 @@ AI datasets, sealed provision to other organizations, and crypto-shredding.`,
 		newRecipientCmd(), newProvideCmd(), newPackageCmd(), newProvisionCmd(), newLifecycleCmd(), newPatientCmd(), newTraceCmd(),
 		newDeviceCmd(), newGatewayCmd(), newBenchCmd())
 	root.AddCommand(newScanCmd(), newImportCmd(), newQuarantineCmd(), newImagingCmd(), newDeidCmd(), newGuardCmd(), newDatasetCmd(), newRiskCmd())
-	root.AddCommand(newCheckCmd())
+	root.AddCommand(newCheckCmd(), newLoginCmd(), newLogoutCmd())
 	return root
 }
 

@@ -5,8 +5,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"testing"
+	"time"
 
+	"github.com/pquerna/otp/totp"
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/medsec/medsec/internal/store/sqlite"
@@ -48,7 +52,42 @@ func TestScripts(t *testing.T) {
 		Dir: filepath.Join("testdata", "script"),
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("MEDSEC_PASSPHRASE", "correct horse battery staple")
+			env.Setenv("MEDSEC_SESSION_FILE", filepath.Join(env.WorkDir, "sessions.json"))
 			return nil
 		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"totpsecret": totpSecretCmd,
+			"totp":       totpCmd,
+		},
 	})
+}
+
+// totpSecretCmd sets the variable args[0] to the authenticator secret that
+// the previous command printed ("secret XXXX", as medsec init does).
+func totpSecretCmd(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: totpsecret VAR")
+	}
+	m := regexp.MustCompile(`secret ([A-Z2-7]{16,})`).FindStringSubmatch(ts.ReadFile("stdout"))
+	if m == nil {
+		ts.Fatalf("the previous command printed no authenticator secret")
+	}
+	ts.Setenv(args[0], m[1])
+}
+
+// totpCmd sets the variable args[1] to the one-time code of the secret in
+// the variable args[0] for the current 30-second step (plus args[2] steps).
+func totpCmd(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) < 2 {
+		ts.Fatalf("usage: totp SECRETVAR CODEVAR [STEPS]")
+	}
+	at := time.Now()
+	if len(args) == 3 {
+		n, err := strconv.Atoi(args[2])
+		ts.Check(err)
+		at = at.Add(time.Duration(n) * 30 * time.Second)
+	}
+	code, err := totp.GenerateCode(ts.Getenv(args[0]), at)
+	ts.Check(err)
+	ts.Setenv(args[1], code)
 }

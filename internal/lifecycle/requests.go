@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/medsec/medsec/internal/audit"
+	"github.com/medsec/medsec/internal/identity"
 	"github.com/medsec/medsec/internal/provision/bundle"
 	"github.com/medsec/medsec/internal/records"
 )
@@ -26,6 +27,12 @@ type PatientRequest struct {
 	// Received names who checked the patient's identity (a staff id, the
 	// portal).
 	Received string
+	// By, when set, is the signed-in member of staff who carries the
+	// erasure out: the destruction is decided by the policy for them (a
+	// security officer with a second factor). Without it, the request came
+	// through the patient's own authenticated portal path and the
+	// retention job carries it out.
+	By *identity.Principal
 }
 
 func (r PatientRequest) check() error {
@@ -92,17 +99,24 @@ func (e *Engine) Erase(ctx context.Context, r PatientRequest) (Erasure, error) {
 		return Erasure{}, e.refuse(ctx, r, refused, err)
 	}
 	basis := fmt.Sprintf("REQUEST %s (patient's erasure request received by %s)", r.Reference, r.Received)
-	d, err := e.cfg.Door.ShredPatients(ctx, e.request(JobRetention), []string{r.PatientID}, basis)
+	req := e.request(JobRetention)
+	if r.By != nil {
+		req = records.Request{Who: *r.By, Purpose: PurposeOperations}
+	}
+	// Copies held elsewhere are found while the patient's identifiers can
+	// still be matched (some stores link by MRN), then the patient goes.
+	out := Erasure{Patient: h.Pseudonym}
+	if out.Outside, err = e.eraseOutside(ctx, Subject{PatientID: r.PatientID, Pseudonym: h.Pseudonym}, basis); err != nil {
+		return out, err
+	}
+	d, err := e.cfg.Door.ShredPatients(ctx, req, []string{r.PatientID}, basis)
 	if err != nil {
 		return Erasure{}, fmt.Errorf("erase patient %s: %w", h.Pseudonym, err)
 	}
 	if len(d.Denied) > 0 {
 		return Erasure{}, fmt.Errorf("erase patient %s: %w: the access policy refused the destruction (see the audit log)", h.Pseudonym, records.ErrDenied)
 	}
-	out := Erasure{Patient: h.Pseudonym, Destroyed: e.cfg.Now(), Records: d.Records}
-	if out.Outside, err = e.eraseOutside(ctx, Subject{PatientID: r.PatientID, Pseudonym: h.Pseudonym}, basis); err != nil {
-		return out, err
-	}
+	out.Destroyed, out.Records = e.cfg.Now(), d.Records
 	reason := fmt.Sprintf("request %s: crypto-shredded with %d records; %d copies held outside, their destruction requested", r.Reference, d.Records, len(out.Outside))
 	_, err = e.cfg.Audit.Append(ctx, e.event(JobRetention, "patient.erase", h.Pseudonym, "Patient/"+h.Pseudonym, audit.Success, reason))
 	return out, err

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pquerna/otp/totp"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
 	"github.com/medsec/medsec/internal/console"
@@ -26,8 +27,11 @@ import (
 const verifyEvery = 6 * time.Hour
 
 // mountConsole serves the security console, the patient portal and the
-// waiting-room displays at the server's root, and verifies the audit log
-// now and every verifyEvery until ctx ends.
+// waiting-room displays at the server's root, puts the server's metrics
+// behind a staff sign-in, connects the console to erasures (what it keeps
+// of a patient goes with the patient), prunes its tables now and after
+// every midnight, and verifies the audit log now and every verifyEvery
+// until ctx ends.
 func mountConsole(ctx context.Context, srv *server.Server, h *hospital.Hospital, logger *slog.Logger) (*console.Console, error) {
 	l, err := assembleLife(ctx, h, nil, "serve")
 	if err != nil {
@@ -37,7 +41,12 @@ func mountConsole(ctx context.Context, srv *server.Server, h *hospital.Hospital,
 	if err != nil {
 		return nil, err
 	}
+	l.engine.AddSource(con.Traces())
 	srv.Mount("/", con)
+	// Replaces the server's open GET /metrics: chi lets a mount on the
+	// same path take over every method (TestServeMetricsNeedSignIn).
+	srv.Mount("/metrics", con.GuardMetrics(promhttp.HandlerFor(srv.Registry(), promhttp.HandlerOpts{})))
+	go con.PruneEvery(ctx, logger)
 	go console.VerifyEvery(ctx, h, verifyEvery, logger)
 	return con, nil
 }
@@ -115,7 +124,7 @@ func printTour(w io.Writer, base string, rep *demo.Report, t showcase.Tour, chec
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "  patient portal     %s/portal/   user %s, password %s (patient %s)\n", base, t.PortalUser, t.PortalPassword, t.Patient)
-	fmt.Fprintf(w, "  waiting room       %s/display/%s\n", base, t.Department)
+	fmt.Fprintf(w, "  waiting room       %s%s   (an enrolled screen: open it once)\n", base, t.DisplayPath)
 	fmt.Fprintf(w, "  posture check      %s\n", check)
 	if temporary {
 		fmt.Fprintln(w, "\nCtrl-C stops the hospital and removes its temporary data directory.")

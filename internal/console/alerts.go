@@ -31,13 +31,15 @@ type alertView struct {
 	Session string
 }
 
-// sessionPattern finds the break-glass session an alert's detail names.
-var sessionPattern = regexp.MustCompile(`\bsession (bg_[a-z0-9]+)\b`)
+// sessionPattern is the form of a break-glass session id.
+var sessionPattern = regexp.MustCompile(`^bg_[a-z0-9]+$`)
 
+// viewOf names the break-glass session a break-glass alert is about: the
+// door sets the alert's Resource to "BreakGlass/<session id>".
 func viewOf(a alerts.Alert) alertView {
 	v := alertView{Alert: a}
-	if m := sessionPattern.FindStringSubmatch(a.Detail); a.Kind == alerts.KindBreakGlass && m != nil {
-		v.Session = m[1]
+	if s, ok := strings.CutPrefix(a.Resource, "BreakGlass/"); ok && a.Kind == alerts.KindBreakGlass && sessionPattern.MatchString(s) {
+		v.Session = s
 	}
 	return v
 }
@@ -102,7 +104,7 @@ func (c *Console) acknowledge(w http.ResponseWriter, r *http.Request, pg *page) 
 // the review: the door decides (a read of audit data) and audits it.
 func (c *Console) breakGlassReason(w http.ResponseWriter, r *http.Request, pg *page) {
 	session := r.PostFormValue("session")
-	if !sessionPattern.MatchString("session " + session) {
+	if !sessionPattern.MatchString(session) {
 		c.fail(w, r, pg, errNotFound)
 		return
 	}

@@ -9,6 +9,8 @@ import (
 
 	"github.com/medsec/medsec/internal/lifecycle/lifecycletest"
 	"github.com/medsec/medsec/internal/posture"
+	"github.com/medsec/medsec/internal/store"
+	"github.com/medsec/medsec/internal/store/storetest"
 )
 
 // TestBackends runs the console's own tables — tickets, activations,
@@ -28,7 +30,7 @@ func TestBackends(t *testing.T) {
 		if err != nil || called.Number != 1 {
 			t.Fatalf("call next = %+v, %v; want ticket 1", called, err)
 		}
-		if screen := f.client(t).get("/display/internal_medicine"); !strings.Contains(screen.body, "김*수") || !strings.Contains(screen.body, "K** J*-h**") {
+		if screen := f.screen(t, "internal_medicine").get("/display/internal_medicine"); !strings.Contains(screen.body, "김*수") || !strings.Contains(screen.body, "K** J*-h**") {
 			t.Errorf("display on %s lacks the masked names", b.Name)
 		}
 		code := issueCode(t, f)
@@ -50,6 +52,37 @@ func TestBackends(t *testing.T) {
 		}
 		if v, err := posture.LastVerification(ctx, f.h.DB); err != nil || !v.OK {
 			t.Errorf("last verification on %s = %+v, %v", b.Name, v, err)
+		}
+	})
+}
+
+// TestMigrateFromVersion1 upgrades the console's tables of version 1 with
+// rows in them on both backends: the day's tickets (with their plaintext
+// pseudonyms) go, accounts stay and gain the digest column.
+func TestMigrateFromVersion1(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		if err := db.Migrate(ctx, Migrations[:1]); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec(ctx, `INSERT INTO console_tickets (id, department, day, number, pseudonym, display_name, state, issued_by, created_at) VALUES ('tk_1', 'internal_medicine', '2026-03-02', 1, 'P-aaaaaaaaaaaa', '김*수', 'waiting', 'st_1', 1)`); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec(ctx, `INSERT INTO console_patient_accounts (id, username, pseudonym, password_hash, token, token_expires, created_at) VALUES ('pt_1', 'kimminsu85', 'P-aaaaaaaaaaaa', 'h', ?, 1, 1)`, []byte{1}); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Migrate(ctx, Migrations); err != nil {
+			t.Fatal(err)
+		}
+		var tickets, pending int
+		if err := db.QueryRow(ctx, `SELECT COUNT(*) FROM console_tickets`).Scan(&tickets); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.QueryRow(ctx, `SELECT COUNT(*) FROM console_patient_accounts WHERE username_mac IS NULL`).Scan(&pending); err != nil {
+			t.Fatal(err)
+		}
+		if tickets != 0 || pending != 1 {
+			t.Errorf("after the upgrade: %d tickets, %d accounts awaiting their digest; want 0 and 1", tickets, pending)
 		}
 	})
 }

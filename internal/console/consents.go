@@ -2,7 +2,10 @@ package console
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
@@ -29,8 +32,11 @@ type consentsData struct {
 	// The security officer sees the recent consent changes in the log.
 	Activity []auditRow
 	Officer  bool
-	// Desk and clinicians look a patient up by medical record number.
+	// Desk and clinicians look a patient up by medical record number
+	// (posted, never in an address); the page then names the patients by
+	// pseudonym.
 	MRN      string
+	Looked   bool // a lookup found nobody
 	Patients []patientConsents
 	CanWrite bool // the registration desk records and withdraws
 	Purposes []string
@@ -41,6 +47,12 @@ type patientConsents struct {
 	Consents      []records.Consent
 	Now           time.Time
 }
+
+// pseudonymPattern is the form of records.Door.Pseudonym.
+var pseudonymPattern = regexp.MustCompile(`^P-[a-z2-7]{12}$`)
+
+// maxConsentPatients bounds the patients one consents page shows.
+const maxConsentPatients = 10
 
 // consentPurpose is the purpose under which a role handles consent
 // records: the desk for operations, clinicians for treatment.
@@ -54,14 +66,13 @@ func consentPurpose(role string) string {
 func (c *Console) consentsPage(w http.ResponseWriter, r *http.Request, pg *page) {
 	ctx := r.Context()
 	who := principalOf(ctx)
-	d := consentsData{Officer: who.Role == identity.RoleSecurityOfficer, CanWrite: who.Role == identity.RoleAdministrative,
-		Purposes: consentPurposes(), MRN: strings.TrimSpace(r.URL.Query().Get("mrn"))}
+	d := consentsData{Officer: who.Role == identity.RoleSecurityOfficer, CanWrite: who.Role == identity.RoleAdministrative, Purposes: consentPurposes()}
 	var err error
 	switch {
 	case d.Officer:
 		d.Activity, err = c.consentActivity(ctx)
-	case d.MRN != "":
-		d.Patients, err = c.lookupConsents(ctx, d.MRN)
+	default:
+		d.Patients, err = c.consentsOf(ctx, r.URL.Query()["patient"])
 	}
 	if err != nil {
 		c.fail(w, r, pg, err)
@@ -69,6 +80,46 @@ func (c *Console) consentsPage(w http.ResponseWriter, r *http.Request, pg *page)
 	}
 	pg.Data = d
 	c.render(w, r, http.StatusOK, "consents", pg)
+}
+
+// findConsents looks the posted medical record number up and redirects to
+// the page of the patients it names, by pseudonym, so the number stays out
+// of the address bar, the history and the server's logs.
+func (c *Console) findConsents(w http.ResponseWriter, r *http.Request, pg *page) {
+	mrn := strings.TrimSpace(r.PostFormValue("mrn"))
+	ids, err := c.lookupMRN(r.Context(), mrn)
+	if err != nil {
+		c.fail(w, r, pg, err)
+		return
+	}
+	if len(ids) == 0 {
+		who := principalOf(r.Context())
+		pg.Data = consentsData{MRN: mrn, Looked: true, CanWrite: who.Role == identity.RoleAdministrative, Purposes: consentPurposes()}
+		c.render(w, r, http.StatusNotFound, "consents", pg)
+		return
+	}
+	pseudonyms := make([]string, len(ids))
+	for i, id := range ids {
+		pseudonyms[i] = c.h.Door.Pseudonym(id)
+	}
+	http.Redirect(w, r, consentsURL(pseudonyms), http.StatusSeeOther)
+}
+
+func (c *Console) lookupMRN(ctx context.Context, mrn string) ([]string, error) {
+	if mrn == "" || len(mrn) > 64 {
+		return nil, fmt.Errorf("%w: enter the medical record number", errInvalid)
+	}
+	ids, err := c.h.Door.FindPatient(ctx, records.Request{Who: principalOf(ctx), Purpose: "TREAT"}, "mrn", mrn)
+	if len(ids) > maxConsentPatients {
+		ids = ids[:maxConsentPatients]
+	}
+	return ids, err
+}
+
+// consentsURL is the consents page of patients named by pseudonym.
+func consentsURL(pseudonyms []string) string {
+	q := url.Values{"patient": pseudonyms}
+	return "/console/consents?" + q.Encode()
 }
 
 // consentActivity reads the log's consent events through the door.
@@ -86,21 +137,38 @@ func (c *Console) consentActivity(ctx context.Context) ([]auditRow, error) {
 	return out, nil
 }
 
-func (c *Console) lookupConsents(ctx context.Context, mrn string) ([]patientConsents, error) {
+// consentsOf reads the consent records of patients named by pseudonym
+// through the door (decided and audited).
+func (c *Console) consentsOf(ctx context.Context, pseudonyms []string) ([]patientConsents, error) {
 	who := principalOf(ctx)
-	ids, err := c.h.Door.FindPatient(ctx, records.Request{Who: who, Purpose: "TREAT"}, "mrn", mrn)
-	if err != nil {
-		return nil, err
-	}
 	var out []patientConsents
-	for _, id := range ids {
+	for _, p := range pseudonyms[:min(len(pseudonyms), maxConsentPatients)] {
+		if !pseudonymPattern.MatchString(p) {
+			return nil, fmt.Errorf("%w: %q is not a patient pseudonym", errInvalid, truncate(p, 20))
+		}
+		id, err := c.h.Door.ResolvePseudonym(ctx, p)
+		if err != nil {
+			return nil, err
+		}
 		cs, err := c.h.Door.Consents(ctx, records.Request{Who: who, Purpose: consentPurpose(who.Role)}, id)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, patientConsents{ID: id, Pseudonym: c.h.Door.Pseudonym(id), Consents: cs, Now: c.now()})
+		out = append(out, patientConsents{ID: id, Pseudonym: p, Consents: cs, Now: c.now()})
 	}
 	return out, nil
+}
+
+// backToConsents is where a change on the consents page returns: the
+// page of the patients it showed.
+func backToConsents(r *http.Request) string {
+	var ps []string
+	for _, p := range r.PostForm["back"] {
+		if pseudonymPattern.MatchString(p) && len(ps) < maxConsentPatients {
+			ps = append(ps, p)
+		}
+	}
+	return consentsURL(ps)
 }
 
 // recordConsent records a signed consent form at the desk.
@@ -123,7 +191,7 @@ func (c *Console) recordConsent(w http.ResponseWriter, r *http.Request, pg *page
 		c.fail(w, r, pg, err)
 		return
 	}
-	redirectDone(w, r, "/console/consents?mrn="+urlQuery(r.PostFormValue("mrn")), "consent")
+	redirectDone(w, r, backToConsents(r), "consent")
 }
 
 func (c *Console) withdrawConsent(w http.ResponseWriter, r *http.Request, pg *page) {
@@ -134,5 +202,5 @@ func (c *Console) withdrawConsent(w http.ResponseWriter, r *http.Request, pg *pa
 		c.fail(w, r, pg, err)
 		return
 	}
-	redirectDone(w, r, "/console/consents?mrn="+urlQuery(r.PostFormValue("mrn")), "withdrawn")
+	redirectDone(w, r, backToConsents(r), "withdrawn")
 }

@@ -11,7 +11,11 @@
 // and go:embed, no JavaScript), in Korean and English, and roles decide
 // what each page shows. Patient data is read only through the one door
 // (records.Door); the console keeps its own small tables for call tickets,
-// patient portal accounts and their sessions, none holding a name.
+// patient portal accounts and their sessions, and the enrolled
+// waiting-room screens. None holds a name or a user name: a ticket's
+// pseudonym and masked name are sealed, user names are keyed digests, and
+// all of a patient's rows go when the patient's record is destroyed
+// (Traces, Prune).
 package console
 
 import (
@@ -35,21 +39,26 @@ import (
 // Console serves the security console, the patient portal and the
 // waiting-room displays.
 type Console struct {
-	h        *hospital.Hospital
-	sections Sections
-	display  display.Settings
-	devices  *devices.Authority // nil when the profile uses no devices
-	views    *views
-	csrfKey  []byte      // keys CSRF tokens
-	codeKey  []byte      // keys the MACs of activation codes
-	sealKey  []byte      // seals portal tokens
-	sealer   cipher.AEAD // seals portal tokens in the console's tables
-	stats    *stats
-	posture  *postureCache
-	limiter  *limiter
-	log      *slog.Logger
-	now      func() time.Time
-	router   chi.Router
+	h         *hospital.Hospital
+	sections  Sections
+	display   display.Settings
+	devices   *devices.Authority // nil when the profile uses no devices
+	views     *views
+	csrfKey   []byte      // keys CSRF tokens
+	codeKey   []byte      // keys the MACs of activation codes
+	sealKey   []byte      // seals portal tokens
+	ticketKey []byte      // seals tickets
+	linkKey   []byte      // keys the digests that link tickets to a patient
+	userKey   []byte      // keys the digests of portal user names
+	sealer    cipher.AEAD // seals portal tokens in the console's tables
+	// ticketSealer seals a ticket's pseudonym and masked name.
+	ticketSealer cipher.AEAD
+	stats        *stats
+	posture      *postureCache
+	limiter      *limiter
+	log          *slog.Logger
+	now          func() time.Time
+	router       chi.Router
 }
 
 // Options tune a console.
@@ -105,17 +114,33 @@ func (c *Console) prepare(ctx context.Context, opt Options) error {
 	if err := c.deriveKeys(secret); err != nil {
 		return err
 	}
-	block, err := aes.NewCipher(c.sealKey)
-	if err != nil {
+	if err := c.openSealers(); err != nil {
 		return err
 	}
-	if c.sealer, err = cipher.NewGCM(block); err != nil {
+	if err := c.upgradeUsernames(ctx); err != nil {
 		return err
 	}
 	if c.views, err = loadViews(); err != nil {
 		return err
 	}
 	return c.openDevices(ctx)
+}
+
+func (c *Console) openSealers() error {
+	var err error
+	if c.sealer, err = newAEAD(c.sealKey); err != nil {
+		return err
+	}
+	c.ticketSealer, err = newAEAD(c.ticketKey)
+	return err
+}
+
+func newAEAD(key []byte) (cipher.AEAD, error) {
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
 }
 
 func (c *Console) loadDisplay(s *display.Settings) error {

@@ -17,7 +17,8 @@ func (c *Console) deriveKeys(secret []byte) error {
 	for _, k := range []struct {
 		use string
 		key *[]byte
-	}{{"csrf", &c.csrfKey}, {"activation code", &c.codeKey}, {"portal-token", &c.sealKey}} {
+	}{{"csrf", &c.csrfKey}, {"activation code", &c.codeKey}, {"portal-token", &c.sealKey},
+		{"ticket", &c.ticketKey}, {"patient link", &c.linkKey}, {"portal user name", &c.userKey}} {
 		var err error
 		if *k.key, err = hkdf.Key(sha256.New, secret, nil, "medsec console "+k.use, 32); err != nil {
 			return fmt.Errorf("derive the console's %s key: %w", k.use, err)

@@ -2,10 +2,13 @@ package console
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/medsec/medsec/internal/lifecycle/lifecycletest"
 )
 
 // TestDeskAndDisplay issues tickets at the desk, calls one, and checks the
@@ -31,7 +34,7 @@ func TestDeskAndDisplay(t *testing.T) {
 		t.Fatalf("a nurse calling the next ticket: %d", r.status)
 	}
 
-	screen := f.client(t).get("/display/internal_medicine")
+	screen := f.screen(t, "internal_medicine").get("/display/internal_medicine")
 	if screen.status != http.StatusOK {
 		t.Fatalf("display: %d", screen.status)
 	}
@@ -44,10 +47,10 @@ func TestDeskAndDisplay(t *testing.T) {
 	if strings.Contains(screen.body, "/console/") || strings.Contains(screen.body, "<nav") {
 		t.Errorf("the display links into the console")
 	}
-	if empty := f.client(t).get("/display/no_such_ward"); empty.status != http.StatusOK || strings.Contains(empty.body, "*") {
-		t.Errorf("display of an unknown department: %d", empty.status)
+	if empty := f.screen(t, "no_such_ward").get("/display/no_such_ward"); empty.status != http.StatusOK || strings.Contains(empty.body, "*") {
+		t.Errorf("display of a department without tickets: %d", empty.status)
 	}
-	if r := f.client(t).get("/display/..%2Fconsole"); r.status != http.StatusOK && r.status != http.StatusNotFound {
+	if r := f.client(t).get("/display/..%2Fconsole"); r.status != http.StatusNotFound {
 		t.Errorf("display with a strange department: %d", r.status)
 	}
 }
@@ -65,24 +68,74 @@ func assertNoIdentifiers(t *testing.T, f *fixture, body string) {
 	}
 }
 
-func TestTicketsStoreNoName(t *testing.T) {
-	f := newFixture(t)
-	who := f.principal(t, "reception")
-	tk, err := f.con.IssueTicket(context.Background(), who, "internal_medicine", f.mrns[0])
+// TestTicketsHoldNoPatient checks what a copy of the database file shows
+// of a call ticket: neither the patient's pseudonym (which phi_patients
+// would join to the patient's department, ward and attending) nor the
+// masked name, only sealed values and a keyed digest — while the desk and
+// the display still read both.
+func TestTicketsHoldNoPatient(t *testing.T) {
+	lifecycletest.Each(t, func(t *testing.T, b lifecycletest.Backend) {
+		f := newFixtureOn(t, b)
+		ctx := context.Background()
+		tk, err := f.con.IssueTicket(ctx, f.principal(t, "reception"), "internal_medicine", f.mrns[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tk.Name != "김*수" || tk.Number != 1 || tk.Pseudonym != f.patients[0].Pseudonym {
+			t.Errorf("ticket = %+v, want number 1 for %s shown as 김*수", tk, f.patients[0].Pseudonym)
+		}
+		stored := rawRows(t, f, "console_tickets")
+		for _, v := range []string{f.patients[0].Pseudonym, "김*수", f.names[0], "pseudonym", "display_name"} {
+			if strings.Contains(stored, v) {
+				t.Errorf("the ticket table on %s holds %q in plaintext", b.Name, v)
+			}
+		}
+		q, err := f.con.queue(ctx, "internal_medicine")
+		if err != nil || len(q.Waiting) != 1 || q.Waiting[0].Name != "김*수" || q.Waiting[0].Pseudonym != f.patients[0].Pseudonym {
+			t.Errorf("queue read back = %+v, %v; want the sealed name and pseudonym opened", q, err)
+		}
+		if _, err := f.con.IssueTicket(ctx, f.principal(t, "reception"), "Bad Dept!", f.mrns[0]); err == nil {
+			t.Errorf("a department name with spaces and capitals was accepted")
+		}
+	})
+}
+
+// rawRows is every value of a table's rows as text, as a copy of the
+// database file would show them (column names first).
+func rawRows(t *testing.T, f *fixture, table string) string {
+	t.Helper()
+	rows, err := f.h.DB.Query(context.Background(), `SELECT * FROM `+table)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tk.Name != "김*수" || tk.Number != 1 || tk.Pseudonym != f.patients[0].Pseudonym {
-		t.Errorf("ticket = %+v, want number 1 for %s shown as 김*수", tk, f.patients[0].Pseudonym)
-	}
-	var stored string
-	if err := f.h.DB.QueryRow(context.Background(), `SELECT display_name FROM console_tickets WHERE id = ?`, tk.ID).Scan(&stored); err != nil {
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
 		t.Fatal(err)
 	}
-	if stored != "김*수" {
-		t.Errorf("stored display name %q, want only the masked name", stored)
+	var b strings.Builder
+	b.WriteString(strings.Join(cols, " ") + "\n")
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range vals {
+			if raw, ok := v.([]byte); ok {
+				b.Write(raw)
+			} else {
+				fmt.Fprint(&b, v)
+			}
+			b.WriteString(" | ")
+		}
+		b.WriteString("\n")
 	}
-	if _, err := f.con.IssueTicket(context.Background(), who, "Bad Dept!", f.mrns[0]); err == nil {
-		t.Errorf("a department name with spaces and capitals was accepted")
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
 	}
+	return b.String()
 }

@@ -295,3 +295,32 @@ func (f *fixture) signIn(t *testing.T, username string) *client {
 	}
 	return c
 }
+
+// enrolScreen enrols a waiting-room screen for dept as the security
+// officer does.
+func (f *fixture) enrolScreen(t *testing.T, dept string) DisplayEnrolment {
+	t.Helper()
+	e, err := f.con.EnrolDisplay(context.Background(), f.principal(t, "officer.han"), dept, "test screen")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// openScreen opens an enrolled screen's address once, as the screen's
+// browser does: the token goes into a cookie and the address is cleaned.
+func (c *client) openScreen(e DisplayEnrolment) {
+	c.t.Helper()
+	r := c.get(e.Path)
+	if r.status != http.StatusSeeOther || r.header.Get("Location") != "/display/"+e.Department {
+		c.t.Fatalf("opening the enrolled screen: %d %q, want a redirect to /display/%s", r.status, r.header.Get("Location"), e.Department)
+	}
+}
+
+// screen is a client that plays the enrolled screen of dept.
+func (f *fixture) screen(t *testing.T, dept string) *client {
+	t.Helper()
+	c := f.client(t)
+	c.openScreen(f.enrolScreen(t, dept))
+	return c
+}

@@ -1,6 +1,7 @@
 package console
 
 import (
+	"net/url"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -49,6 +50,25 @@ func FuzzActivationCode(f *testing.F) {
 		}
 		if strings.ContainsAny(n, "- abcdefghijklmnopqrstuvwxyz") {
 			t.Errorf("normalizeCode(%q) = %q keeps separators or lower case", s, n)
+		}
+	})
+}
+
+// FuzzLocalPath: whatever localPath lets through is a path of this site
+// for a browser too.
+func FuzzLocalPath(f *testing.F) {
+	for _, s := range []string{"/console/", "/\t/evil.example", "//evil", "/\\evil", "https://x", "/a?b=c", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got := localPath(s)
+		if got == "/" {
+			return
+		}
+		u, err := url.Parse(got)
+		if err != nil || u.Host != "" || u.Scheme != "" || !strings.HasPrefix(got, "/") || strings.HasPrefix(got, "//") ||
+			strings.ContainsAny(got, "\\\t\r\n ") {
+			t.Errorf("localPath(%q) = %q leaves the site", s, got)
 		}
 	})
 }

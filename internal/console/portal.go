@@ -2,6 +2,7 @@ package console
 
 import (
 	"context"
+	"crypto/cipher"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base32"
@@ -118,21 +119,71 @@ func (c *Console) codeMAC(code string) []byte {
 }
 
 // seal and unseal keep a portal token at rest, bound to where it is kept.
-func (c *Console) seal(token, where string) []byte {
-	nonce := randomBytes(c.sealer.NonceSize())
-	return c.sealer.Seal(nonce, nonce, []byte(token), []byte(where))
-}
+func (c *Console) seal(token, where string) []byte { return sealWith(c.sealer, []byte(token), where) }
 
 func (c *Console) unseal(sealed []byte, where string) (string, error) {
-	n := c.sealer.NonceSize()
-	if len(sealed) < n {
-		return "", errors.New("sealed portal token too short")
-	}
-	plain, err := c.sealer.Open(nil, sealed[:n], sealed[n:], []byte(where))
+	plain, err := openWith(c.sealer, sealed, where)
 	if err != nil {
 		return "", fmt.Errorf("open sealed portal token: %w", err)
 	}
 	return string(plain), nil
+}
+
+// sealWith seals plain with a, bound to where it is kept (associated
+// data), the random nonce in front.
+func sealWith(a cipher.AEAD, plain []byte, where string) []byte {
+	nonce := randomBytes(a.NonceSize())
+	return a.Seal(nonce, nonce, plain, []byte(where))
+}
+
+func openWith(a cipher.AEAD, sealed []byte, where string) ([]byte, error) {
+	n := a.NonceSize()
+	if len(sealed) < n {
+		return nil, errors.New("sealed value too short")
+	}
+	return a.Open(nil, sealed[:n], sealed[n:], []byte(where))
+}
+
+// usernameMAC is the keyed digest a portal account is found by: the user
+// name a patient chose (often their name and birth year) is not kept.
+func (c *Console) usernameMAC(username string) []byte {
+	m := hmac.New(sha256.New, c.userKey)
+	m.Write([]byte("portal user\x00" + username))
+	return m.Sum(nil)
+}
+
+// upgradeUsernames turns the plaintext user names of schema version 1
+// into digests; the username column then holds the account id.
+func (c *Console) upgradeUsernames(ctx context.Context) error {
+	legacy := map[string]string{}
+	rows, err := c.h.DB.Query(ctx, `SELECT id, username FROM console_patient_accounts WHERE username_mac IS NULL`)
+	if err != nil {
+		return fmt.Errorf("read portal accounts: %w", err)
+	}
+	for rows.Next() {
+		var id, name string
+		if err := rows.Scan(&id, &name); err != nil {
+			rows.Close()
+			return err
+		}
+		legacy[id] = name
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil || len(legacy) == 0 {
+		return err
+	}
+	err = c.h.DB.ReadWriteTx(ctx, func(ctx context.Context, tx *store.Tx) error {
+		for id, name := range legacy {
+			if _, err := tx.Exec(ctx, `UPDATE console_patient_accounts SET username_mac = ?, username = ? WHERE id = ?`, c.usernameMAC(name), id, id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("digest portal user names: %w", err)
+	}
+	return c.h.DB.Compact(ctx) // the old names leave the free pages and the WAL
 }
 
 // Activate turns an activation code into a portal account with the user
@@ -169,35 +220,37 @@ func (c *Console) Activate(ctx context.Context, code, username, password, source
 		if n, _ := res.RowsAffected(); n == 0 {
 			return ErrActivation
 		}
-		if err := c.saveAccount(ctx, tx, pseudonym, username, password, token, tokenExpires); err != nil {
+		id, err := c.saveAccount(ctx, tx, pseudonym, username, password, token, tokenExpires)
+		if err != nil {
 			return err
 		}
-		_, err = c.h.Audit.AppendTx(ctx, tx, patientEvent(pseudonym, source, "portal.activate", audit.Success, "portal account activated as "+username))
+		_, err = c.h.Audit.AppendTx(ctx, tx, patientEvent(pseudonym, source, "portal.activate", audit.Success, "portal account "+id+" activated"))
 		return err
 	})
 }
 
-// saveAccount creates or replaces the patient's account.
-func (c *Console) saveAccount(ctx context.Context, tx *store.Tx, pseudonym, username, password, token string, tokenExpires int64) error {
+// saveAccount creates or replaces the patient's account and returns its
+// id. The user name is kept only as a keyed digest.
+func (c *Console) saveAccount(ctx context.Context, tx *store.Tx, pseudonym, username, password, token string, tokenExpires int64) (string, error) {
 	var id string
 	err := tx.QueryRow(ctx, `SELECT id FROM console_patient_accounts WHERE pseudonym = ?`, pseudonym).Scan(&id)
 	hash := identity.HashPassword(password, identity.DefaultHash)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		id = "pt_" + randomHex(8)
-		_, err = tx.Exec(ctx, `INSERT INTO console_patient_accounts (id, username, pseudonym, password_hash, token, token_expires, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			id, username, pseudonym, hash, c.seal(token, "account:"+id), tokenExpires, c.now().UnixNano())
+		_, err = tx.Exec(ctx, `INSERT INTO console_patient_accounts (id, username, username_mac, pseudonym, password_hash, token, token_expires, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			id, id, c.usernameMAC(username), pseudonym, hash, c.seal(token, "account:"+id), tokenExpires, c.now().UnixNano())
 	case err == nil:
-		_, err = tx.Exec(ctx, `UPDATE console_patient_accounts SET username = ?, password_hash = ?, token = ?, token_expires = ?, failures = 0, locked_until = 0 WHERE id = ?`,
-			username, hash, c.seal(token, "account:"+id), tokenExpires, id)
+		_, err = tx.Exec(ctx, `UPDATE console_patient_accounts SET username_mac = ?, password_hash = ?, token = ?, token_expires = ?, failures = 0, locked_until = 0 WHERE id = ?`,
+			c.usernameMAC(username), hash, c.seal(token, "account:"+id), tokenExpires, id)
 		if err == nil {
 			_, err = tx.Exec(ctx, `UPDATE console_patient_sessions SET revoked_at = ? WHERE account_id = ? AND revoked_at IS NULL`, c.now().UnixNano(), id)
 		}
 	}
 	if errors.Is(err, store.ErrConflict) {
-		return fmt.Errorf("%w: the user name %q is taken; choose another", identity.ErrInvalid, username)
+		return "", fmt.Errorf("%w: the user name %q is taken; choose another", identity.ErrInvalid, username)
 	}
-	return err
+	return id, err
 }
 
 func patientEvent(pseudonym, source, action, outcome, reason string) audit.Event {
@@ -228,7 +281,7 @@ func (c *Console) PatientLogin(ctx context.Context, username, password, source s
 	if len(username) > identity.MaxUsernameLen || len(password) > 4*identity.MaxPasswordLen {
 		return "", ErrPatientCredentials
 	}
-	a, err := c.accountWhere(ctx, c.h.DB, "username = ?", username)
+	a, err := c.accountWhere(ctx, c.h.DB, "username_mac = ?", c.usernameMAC(username))
 	if errors.Is(err, store.ErrNotFound) {
 		identity.VerifyPassword(password, dummyHash()) // the same time as a real check
 		return "", ErrPatientCredentials

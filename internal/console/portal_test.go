@@ -3,6 +3,7 @@ package console
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -10,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/medsec/medsec/internal/alerts"
+	"github.com/medsec/medsec/internal/audit"
 	"github.com/medsec/medsec/internal/records"
 )
 
@@ -155,7 +158,7 @@ func TestPortalTokenSealed(t *testing.T) {
 		t.Fatalf("activate: %d", r.status)
 	}
 	var token []byte
-	if err := f.h.DB.QueryRow(context.Background(), `SELECT token FROM console_patient_accounts WHERE username = ?`, "minsu").Scan(&token); err != nil {
+	if err := f.h.DB.QueryRow(context.Background(), `SELECT token FROM console_patient_accounts WHERE pseudonym = ?`, f.patients[0].Pseudonym).Scan(&token); err != nil {
 		t.Fatal(err)
 	}
 	if strings.Contains(string(token), "mpp1_") {
@@ -164,5 +167,73 @@ func TestPortalTokenSealed(t *testing.T) {
 	b, _ := json.Marshal(token)
 	if len(b) < 40 {
 		t.Errorf("sealed token too short: %d bytes", len(token))
+	}
+}
+
+// TestPortalUserNameNotKept: the user name a patient chooses (often a name
+// and a birth year) is in neither the database nor the audit log; sign-in
+// by it still works.
+func TestPortalUserNameNotKept(t *testing.T) {
+	f := newFixture(t)
+	if r := activate(t, f, issueCode(t, f), "kimminsu85"); r.status != http.StatusSeeOther {
+		t.Fatalf("activate: %d\n%s", r.status, r.body)
+	}
+	if _, r := patientSignIn(t, f, "kimminsu85", patientPassword); r.status != http.StatusSeeOther {
+		t.Fatalf("sign-in by user name: %d", r.status)
+	}
+	if _, r := patientSignIn(t, f, "kimminsu86", patientPassword); r.status != http.StatusUnauthorized {
+		t.Errorf("sign-in by another user name: %d, want 401", r.status)
+	}
+	if stored := rawRows(t, f, "console_patient_accounts"); strings.Contains(stored, "kimminsu") {
+		t.Errorf("the portal account table holds the user name")
+	}
+	var id string
+	if err := f.h.DB.QueryRow(context.Background(), `SELECT id FROM console_patient_accounts`).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	err := audit.Scan(context.Background(), f.h.DB, f.h.Audit.Chain(), 0, 0, func(e audit.Event) error {
+		if strings.Contains(fmt.Sprintf("%+v", e), "kimminsu") {
+			t.Errorf("audit event %d (%s) names the user name", e.Index, e.Action)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !auditHas(t, f, "portal.activate", "portal account "+id+" activated") {
+		t.Errorf("the activation is not audited by account id")
+	}
+	as, err := f.h.Alerts.List(context.Background(), alerts.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range as {
+		if strings.Contains(a.Summary+a.Detail, "kimminsu") {
+			t.Errorf("alert %s names the user name", a.ID)
+		}
+	}
+}
+
+// TestPortalUserNamesUpgraded: accounts made before user names became
+// digests are converted when the console opens, and still sign in.
+func TestPortalUserNamesUpgraded(t *testing.T) {
+	f := newFixture(t)
+	if r := activate(t, f, issueCode(t, f), "minsu"); r.status != http.StatusSeeOther {
+		t.Fatalf("activate: %d", r.status)
+	}
+	ctx := context.Background()
+	// As schema version 1 left it: the user name in plaintext, no digest.
+	if _, err := f.h.DB.Exec(ctx, `UPDATE console_patient_accounts SET username = ?, username_mac = NULL`, "kimminsu85"); err != nil {
+		t.Fatal(err)
+	}
+	con, err := New(ctx, f.h, Options{Now: f.clock.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stored := rawRows(t, f, "console_patient_accounts"); strings.Contains(stored, "kimminsu85") {
+		t.Errorf("the old user name is still stored after the upgrade")
+	}
+	if _, err := con.PatientLogin(ctx, "kimminsu85", patientPassword, "test"); err != nil {
+		t.Errorf("sign-in with the old user name after the upgrade: %v", err)
 	}
 }

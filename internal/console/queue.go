@@ -2,7 +2,9 @@ package console
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -17,9 +19,13 @@ import (
 	"github.com/medsec/medsec/internal/store"
 )
 
-// The call queue of a waiting area (location 7): a ticket holds a number,
-// the patient's pseudonym and the name masked when the ticket was issued,
-// read once through the door. The full name is never stored.
+// The call queue of a waiting area (location 7): a ticket holds a number
+// and the name masked when the ticket was issued, read once through the
+// door. The full name is never stored; the masked name and the patient's
+// pseudonym are sealed with the console's key, and the row links to the
+// patient only by a keyed digest (found on erasure), so a copied database
+// file joins no ticket to a patient. Tickets live for their day: Prune
+// deletes them afterwards.
 
 // Ticket states.
 const (
@@ -91,8 +97,9 @@ func (c *Console) IssueTicketFor(ctx context.Context, who identity.Principal, de
 		if err := tx.QueryRow(ctx, `SELECT COALESCE(MAX(number), 0) + 1 FROM console_tickets WHERE department = ? AND day = ?`, t.Department, t.Day).Scan(&t.Number); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO console_tickets (id, department, day, number, pseudonym, display_name, state, issued_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			t.ID, t.Department, t.Day, t.Number, t.Pseudonym, t.Name, t.State, who.ID, t.Created.UnixNano()); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO console_tickets (id, department, day, number, patient_link, patient_sealed, name_sealed, state, issued_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			t.ID, t.Department, t.Day, t.Number, c.patientLink(t.Pseudonym), sealWith(c.ticketSealer, []byte(t.Pseudonym), "ticket patient:"+t.ID),
+			sealWith(c.ticketSealer, []byte(t.Name), "ticket name:"+t.ID), t.State, who.ID, t.Created.UnixNano()); err != nil {
 			return err
 		}
 		_, err := c.h.Audit.AppendTx(ctx, tx, staffEvent(who, "ticket.issue", t.Pseudonym, "Ticket/"+t.ID,
@@ -144,7 +151,7 @@ func (c *Console) CallNext(ctx context.Context, who identity.Principal, departme
 	var t Ticket
 	err := c.h.DB.ReadWriteTx(ctx, func(ctx context.Context, tx *store.Tx) error {
 		var err error
-		t, err = scanTicket(tx.QueryRow(ctx, `SELECT `+ticketColumns+` FROM console_tickets WHERE department = ? AND day = ? AND state = ? ORDER BY number LIMIT 1`,
+		t, err = c.scanTicket(tx.QueryRow(ctx, `SELECT `+ticketColumns+` FROM console_tickets WHERE department = ? AND day = ? AND state = ? ORDER BY number LIMIT 1`,
 			department, c.today(), TicketWaiting))
 		if errors.Is(err, store.ErrNotFound) {
 			return errQueueEmpty
@@ -177,18 +184,40 @@ func (c *Console) FinishTicket(ctx context.Context, who identity.Principal, id s
 	})
 }
 
-const ticketColumns = `id, department, day, number, pseudonym, display_name, state, room, created_at, called_at`
+const ticketColumns = `id, department, day, number, patient_sealed, name_sealed, state, room, created_at, called_at`
 
-func scanTicket(row interface{ Scan(...any) error }) (Ticket, error) {
+// scanTicket reads a ticket row and opens its sealed pseudonym and name.
+func (c *Console) scanTicket(row interface{ Scan(...any) error }) (Ticket, error) {
 	var t Ticket
 	var created int64
 	var called *int64
-	err := row.Scan(&t.ID, &t.Department, &t.Day, &t.Number, &t.Pseudonym, &t.Name, &t.State, &t.Room, &created, &called)
+	var patient, name []byte
+	if err := row.Scan(&t.ID, &t.Department, &t.Day, &t.Number, &patient, &name, &t.State, &t.Room, &created, &called); err != nil {
+		return t, err
+	}
 	t.Created = time.Unix(0, created)
 	if called != nil {
 		t.Called = time.Unix(0, *called)
 	}
-	return t, err
+	p, err := openWith(c.ticketSealer, patient, "ticket patient:"+t.ID)
+	if err != nil {
+		return t, fmt.Errorf("open ticket %s: %w", t.ID, err)
+	}
+	n, err := openWith(c.ticketSealer, name, "ticket name:"+t.ID)
+	if err != nil {
+		return t, fmt.Errorf("open ticket %s: %w", t.ID, err)
+	}
+	t.Pseudonym, t.Name = string(p), string(n)
+	return t, nil
+}
+
+// patientLink is the keyed digest a ticket names its patient by: the
+// console finds a patient's tickets with it, a copy of the database file
+// cannot join it to phi_patients.
+func (c *Console) patientLink(pseudonym string) []byte {
+	m := hmac.New(sha256.New, c.linkKey)
+	m.Write([]byte("ticket patient\x00" + pseudonym))
+	return m.Sum(nil)
 }
 
 // queue is a department's tickets of today: the called ones (newest
@@ -206,7 +235,7 @@ func (c *Console) queue(ctx context.Context, department string) (queue, error) {
 	}
 	defer rows.Close()
 	for rows.Next() {
-		t, err := scanTicket(rows)
+		t, err := c.scanTicket(rows)
 		if err != nil {
 			return q, err
 		}

@@ -17,10 +17,14 @@ func (c *Console) routes() chi.Router {
 	r.Get("/display/{department}", c.displayPage)
 	r.Route("/console", c.consoleRoutes)
 	r.Route("/portal", c.portalRoutes)
-	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
-		c.fail(w, r, &page{Area: "console", Title: "error.notfound"}, errNotFound)
-	})
+	r.NotFound(c.notFound)
 	return r
+}
+
+// notFound is the answer to an address that is not there (or not for
+// the asker, like the display of a screen that is not enrolled).
+func (c *Console) notFound(w http.ResponseWriter, r *http.Request) {
+	c.fail(w, r, &page{Area: "console", Title: "error.notfound"}, errNotFound)
 }
 
 func (c *Console) consoleRoutes(r chi.Router) {
@@ -40,6 +44,7 @@ func (c *Console) consoleRoutes(r chi.Router) {
 		r.Get("/review", c.guard("review", c.reviewPage))
 		r.Post("/review/grants/{id}", c.guard("review", c.decideGrant))
 		r.Get("/consents", c.guard("consents", c.consentsPage))
+		r.Post("/consents/find", c.guard("consents", c.findConsents))
 		r.Post("/consents/record", c.guard("consents", c.recordConsent))
 		r.Post("/consents/{id}/withdraw", c.guard("consents", c.withdrawConsent))
 		r.Get("/desk", c.guard("desk", c.deskPage))
@@ -48,6 +53,9 @@ func (c *Console) consoleRoutes(r chi.Router) {
 		r.Post("/desk/tickets/{id}/done", c.guard("desk", c.finishTicket))
 		r.Post("/desk/portal", c.guard("desk", c.issueActivation))
 		r.Get("/devices", c.guard("devices", c.devicesPage))
+		r.Get("/displays", c.guard("displays", c.displaysPage))
+		r.Post("/displays", c.guard("displays", c.enrolDisplay))
+		r.Post("/displays/{id}/revoke", c.guard("displays", c.revokeDisplay))
 		r.Get("/ledger", c.guard("ledger", c.ledgerPage))
 		r.Get("/retention", c.guard("retention", c.retentionPage))
 		r.Get("/retention/certificate/{id}", c.guard("retention", c.certificate))

@@ -24,13 +24,14 @@ var pageRoles = map[string][]string{
 	"consents":  {identity.RoleSecurityOfficer, identity.RoleAdministrative, identity.RolePhysician, identity.RoleNurse},
 	"desk":      {identity.RoleAdministrative, identity.RoleNurse, identity.RolePhysician},
 	"devices":   {identity.RoleSecurityOfficer, identity.RoleITAdmin},
+	"displays":  displayRoles,
 	"ledger":    {identity.RoleSecurityOfficer, identity.RoleITAdmin},
 	"retention": {identity.RoleSecurityOfficer, identity.RoleITAdmin},
 	"datasets":  {identity.RoleSecurityOfficer, identity.RoleITAdmin, identity.RoleResearcher},
 }
 
 // navOrder is the order of the console's menu.
-var navOrder = []string{"overview", "alerts", "audit", "review", "consents", "desk", "devices", "ledger", "retention", "datasets"}
+var navOrder = []string{"overview", "alerts", "audit", "review", "consents", "desk", "devices", "displays", "ledger", "retention", "datasets"}
 
 // rolesFor names the roles that may open a page (for the 403 page).
 func rolesFor(pageKey string) []string {

@@ -110,11 +110,11 @@ func TestAcknowledgeAlert(t *testing.T) {
 	if strings.Contains(page.body, "patient collapsed in the corridor") {
 		t.Errorf("the alerts page shows the sealed break-glass reason before anyone opened it")
 	}
-	session := sessionPattern.FindStringSubmatch(open[0].Detail)
-	if session == nil {
-		t.Fatalf("the break-glass alert names no session: %q", open[0].Detail)
+	session, ok := strings.CutPrefix(open[0].Resource, "BreakGlass/")
+	if !ok || !strings.Contains(page.body, `name="session" value="`+session+`"`) {
+		t.Fatalf("the alerts page offers no review of the alert's break-glass session %q", open[0].Resource)
 	}
-	r := c.post("/console/alerts/"+id+"/reason", url.Values{"csrf": {token}, "session": {session[1]}})
+	r := c.post("/console/alerts/"+id+"/reason", url.Values{"csrf": {token}, "session": {session}})
 	if r.status != http.StatusOK || !strings.Contains(r.body, "patient collapsed in the corridor") {
 		t.Errorf("opening the typed reason: %d, reason not shown", r.status)
 	}
@@ -139,6 +139,25 @@ func TestAcknowledgeAlert(t *testing.T) {
 	}
 	if r := c.post("/console/alerts/"+id+"/ack", url.Values{"csrf": {token}, "note": {"again"}}); r.status != http.StatusNotFound {
 		t.Errorf("acknowledging twice: %d, want 404", r.status)
+	}
+}
+
+// TestBreakGlassSessionFromResource: the review opens the session the
+// alert's Resource names, never one read out of the alert's words.
+func TestBreakGlassSessionFromResource(t *testing.T) {
+	for _, tc := range []struct {
+		a    alerts.Alert
+		want string
+	}{
+		{alerts.Alert{Kind: alerts.KindBreakGlass, Resource: "BreakGlass/bg_abc123", Detail: "session bg_other; policy: …"}, "bg_abc123"},
+		{alerts.Alert{Kind: alerts.KindBreakGlass, Detail: "session bg_other; policy: …"}, ""},
+		{alerts.Alert{Kind: alerts.KindBreakGlass, Resource: "BreakGlass/../x"}, ""},
+		{alerts.Alert{Kind: alerts.KindAnomaly, Resource: "BreakGlass/bg_abc123"}, ""},
+		{alerts.Alert{Kind: alerts.KindBreakGlass, Resource: "Patient/bg_abc123"}, ""},
+	} {
+		if got := viewOf(tc.a).Session; got != tc.want {
+			t.Errorf("session of %+v = %q, want %q", tc.a, got, tc.want)
+		}
 	}
 }
 

@@ -95,10 +95,11 @@ func TestKoreanPagesAndSwitch(t *testing.T) {
 	if r := c.get("/console/login"); !strings.Contains(r.body, "직원 로그인") {
 		t.Errorf("after switching to Korean an English browser still gets English")
 	}
+	c.openScreen(f.enrolScreen(t, "internal_medicine"))
 	if screen := c.get("/display/internal_medicine"); !strings.Contains(screen.body, "호출 안내") {
 		t.Errorf("the display does not follow the language")
 	}
-	if r := c.get("/lang?to=en&back=//evil.example/"); r.header.Get("Location") != "/console/" {
+	if r := c.get("/lang?to=en&back=//evil.example/"); r.header.Get("Location") != "/" {
 		t.Errorf("language switch redirects off site to %q", r.header.Get("Location"))
 	}
 }
@@ -108,6 +109,7 @@ func TestKoreanPagesAndSwitch(t *testing.T) {
 func TestSecurityHeaders(t *testing.T) {
 	f := newFixture(t)
 	c := f.signIn(t, "officer.han")
+	c.openScreen(f.enrolScreen(t, "internal_medicine"))
 	for _, path := range []string{"/console/", "/console/login", "/portal/login", "/display/internal_medicine"} {
 		r := c.get(path)
 		csp := r.header.Get("Content-Security-Policy")
@@ -138,6 +140,41 @@ func TestKoreanOverview(t *testing.T) {
 	for _, english := range []string{"Information encryption", "Audit controls", "Open alerts"} {
 		if strings.Contains(r.body, english) {
 			t.Errorf("Korean overview shows %q in English", english)
+		}
+	}
+}
+
+// TestLanguageSwitchStaysOnSite: the switch's "back" goes only to a path
+// of this site; whatever a browser could read as another host goes to /.
+func TestLanguageSwitchStaysOnSite(t *testing.T) {
+	for _, tc := range []struct{ back, want string }{
+		{"/console/audit", "/console/audit"},
+		{"/portal/consents", "/portal/consents"},
+		{"/console/audit?user=dr.kim", "/console/audit?user=dr.kim"},
+		{"/\t/evil.example", "/"},
+		{"/\n/evil.example", "/"},
+		{"/\r\n/evil.example", "/"},
+		{"//evil.example/", "/"},
+		{"/\\evil.example", "/"},
+		{"\\\\evil.example", "/"},
+		{"https://evil.example/", "/"},
+		{"javascript:alert(1)", "/"},
+		{"evil.example", "/"},
+		{"", "/"},
+		{"/ /evil.example", "/"},
+		{"/\x00/evil.example", "/"},
+		{"/\u3000/evil.example", "/"},
+		{"/%09/evil.example", "/%09/evil.example"}, // stays a path here: %09 is not decoded again
+	} {
+		if got := localPath(tc.back); got != tc.want {
+			t.Errorf("localPath(%q) = %q, want %q", tc.back, got, tc.want)
+		}
+	}
+	f := newFixture(t)
+	c := f.client(t)
+	for _, back := range []string{"/%09/evil.example", "/%0a/evil.example", "%2F%2Fevil.example", "/%5Cevil.example"} {
+		if r := c.get("/lang?to=en&back=" + back); r.status != http.StatusSeeOther || r.header.Get("Location") != "/" {
+			t.Errorf("/lang?back=%s: %d to %q, want / ", back, r.status, r.header.Get("Location"))
 		}
 	}
 }

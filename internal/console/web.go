@@ -57,6 +57,7 @@ func (c *Console) render(w http.ResponseWriter, r *http.Request, status int, nam
 var flashes = map[string]bool{
 	"done.ack": true, "done.verify": true, "done.ticket": true, "done.called": true, "done.finished": true,
 	"done.withdrawn": true, "done.consent": true, "done.grant": true, "done.activated": true, "done.signedout": true,
+	"done.revoked": true,
 }
 
 func flashOf(r *http.Request) string {
@@ -137,10 +138,19 @@ func (c *Console) forbidPage(w http.ResponseWriter, r *http.Request, p *page, pa
 
 func urlQuery(s string) string { return url.QueryEscape(strings.TrimSpace(s)) }
 
-// localPath keeps a redirect target on this site.
+// localPath keeps a redirect target on this site: a path-only URL (no
+// scheme, no host, no user) starting with exactly one "/", made of
+// printable ASCII without a backslash. Browsers drop tabs and newlines and
+// read "\" as "/", so "/\t/evil.example" or "/\\evil.example" would
+// leave the site as "//evil.example". Anything else goes to "/".
 func localPath(s string) string {
-	if !strings.HasPrefix(s, "/") || strings.HasPrefix(s, "//") || strings.Contains(s, `\`) {
-		return "/console/"
+	if len(s) > 2048 || strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r >= 0x7f || r == '\\' }) {
+		return "/"
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" ||
+		!strings.HasPrefix(s, "/") || strings.HasPrefix(s, "//") {
+		return "/"
 	}
 	return s
 }

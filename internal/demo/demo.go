@@ -200,13 +200,18 @@ func newScenario(ctx context.Context, opt *Options) (*scenario, error) {
 	if opt.KDF != nil {
 		kdf = *opt.KDF
 	}
-	_, err := hospital.Init(ctx, hospital.InitOptions{Dir: opt.Dir, Profile: "large", HospitalName: "medsec demo hospital",
-		Passphrase: opt.Passphrase, AdminPassword: randomPassword(), KDF: kdf})
+	adminPassword := randomPassword()
+	admin, err := hospital.Init(ctx, hospital.InitOptions{Dir: opt.Dir, Profile: "large", HospitalName: "medsec demo hospital",
+		Passphrase: opt.Passphrase, AdminPassword: adminPassword, KDF: kdf})
 	if err != nil {
 		s.cleanup()
 		return nil, err
 	}
 	if s.h, err = hospital.Open(ctx, opt.Dir, hospital.OpenOptions{Passphrase: opt.Passphrase}); err != nil {
+		s.cleanup()
+		return nil, err
+	}
+	if err := s.confirmAdmin(ctx, admin, adminPassword); err != nil {
 		s.cleanup()
 		return nil, err
 	}

@@ -262,6 +262,11 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 	}
 	screenshot(t, ctx, out, "console-ledger.png")
+	do(t, ctx, chromedp.Navigate(s.url+"/console/displays"), chromedp.WaitVisible(chromedp.CSS(`main table`)))
+	if got := text(t, ctx, "main"); !strings.Contains(got, s.tour.Department) || strings.Contains(got, "screen=") {
+		t.Errorf("the screens page lacks the demo's screen or shows its token again")
+	}
+	screenshot(t, ctx, out, "console-displays.png")
 
 	// A page on another site tries to acknowledge an alert in the
 	// officer's name: the console refuses it.
@@ -351,6 +356,14 @@ func patientWithdraws(t *testing.T, ctx context.Context, s *site, out string) {
 // waitingRoom opens the display and checks it shows masked names only.
 func waitingRoom(t *testing.T, ctx context.Context, s *site, out string) {
 	t.Helper()
+	// A screen that is not enrolled shows nothing of the queue.
+	do(t, ctx, chromedp.Navigate(s.url+"/display/"+s.tour.Department), chromedp.WaitVisible(chromedp.CSS(`section.problem`)))
+	// The enrolled screen opens its address once and keeps showing the
+	// queue at the clean address, reloading itself.
+	do(t, ctx, chromedp.Navigate(s.url+s.tour.DisplayPath), chromedp.WaitVisible(chromedp.CSS(`.call`)))
+	if where, err := chromedp.Run(ctx, chromedp.Location()); err != nil || strings.Contains(where, "screen=") {
+		t.Errorf("the screen's address after enrolment: %q (%v), want it without the token", where, err)
+	}
 	do(t, ctx, chromedp.Navigate(s.url+"/display/"+s.tour.Department), chromedp.WaitVisible(chromedp.CSS(`.call`)))
 	html, err := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("html")))
 	if err != nil {

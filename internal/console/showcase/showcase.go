@@ -12,6 +12,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/medsec/medsec/internal/console"
 	"github.com/medsec/medsec/internal/hospital"
@@ -27,7 +29,11 @@ type Account struct {
 
 // Tour is what a newcomer needs to look around.
 type Tour struct {
-	Department     string // the waiting area with tickets
+	Department string // the waiting area with tickets
+	// DisplayPath is the address of the waiting area's enrolled screen
+	// (its token included): open it once in the browser that plays the
+	// screen.
+	DisplayPath    string
 	PortalUser     string
 	PortalPassword string
 	Patient        string // the portal patient's pseudonym
@@ -41,7 +47,10 @@ const (
 	desk      = "reception"
 	ward      = "nurse.lee"
 	elsewhere = "nurse.park"
+	officer   = "officer.han" // enrols the waiting-room screen
 )
+
+var showcaseStaff = []string{desk, ward, elsewhere, officer}
 
 // Prepare fills the demo hospital for the tour. patients are the demo's
 // patient ids; erased or destroyed ones are skipped.
@@ -57,6 +66,7 @@ func Prepare(ctx context.Context, h *hospital.Hospital, con *console.Console, st
 	t := Tour{Department: Department, Patient: h.Door.Pseudonym(living[0])}
 	steps := []func() error{
 		func() error { return queue(ctx, con, who, living) },
+		func() error { return screen(ctx, con, who[officer], &t) },
 		func() error { return breakGlass(ctx, h, who[elsewhere], living[1]) },
 		func() error { return consents(ctx, h, who[desk], living[0]) },
 		func() error { return portal(ctx, con, who[desk], living[0], &t) },
@@ -75,7 +85,7 @@ func Prepare(ctx context.Context, h *hospital.Hospital, con *console.Console, st
 func signIn(ctx context.Context, h *hospital.Hospital, staff []Account) (map[string]identity.Principal, error) {
 	out := map[string]identity.Principal{}
 	for _, a := range staff {
-		if a.Username != desk && a.Username != ward && a.Username != elsewhere {
+		if !slices.Contains(showcaseStaff, a.Username) {
 			continue
 		}
 		p, err := h.Staff.Authenticate(ctx, a.Username, a.Password, "demo")
@@ -84,8 +94,8 @@ func signIn(ctx context.Context, h *hospital.Hospital, staff []Account) (map[str
 		}
 		out[a.Username] = p
 	}
-	if len(out) != 3 {
-		return nil, fmt.Errorf("showcase: the demo accounts %s, %s and %s are needed", desk, ward, elsewhere)
+	if len(out) != len(showcaseStaff) {
+		return nil, fmt.Errorf("showcase: the demo accounts %s are needed", strings.Join(showcaseStaff, ", "))
 	}
 	return out, nil
 }
@@ -108,6 +118,14 @@ func queue(ctx context.Context, con *console.Console, who map[string]identity.Pr
 		}
 	}
 	_, err := con.CallNext(ctx, who[ward], Department, "Room 3")
+	return err
+}
+
+// screen enrols the waiting area's screen, as the security officer does
+// from the console.
+func screen(ctx context.Context, con *console.Console, officer identity.Principal, t *Tour) error {
+	d, err := con.EnrolDisplay(ctx, officer, Department, "demo waiting area")
+	t.DisplayPath = d.Path
 	return err
 }
 

@@ -31,6 +31,17 @@ func TestPrepare(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer h.Close(ctx)
+	// The demo itself leaves an honest, green posture: every privileged
+	// account with a confirmed second factor, the audit log verified.
+	report, err := posture.Check(ctx, h, posture.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range report.Controls {
+		if c.State == posture.Fail {
+			t.Errorf("the demo's posture: %s fails: %s", c.ID, c.Reason)
+		}
+	}
 	con, err := console.New(ctx, h, console.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -55,8 +66,15 @@ func TestPrepare(t *testing.T) {
 	if len(after) != len(before)+1 {
 		t.Errorf("break-glass alerts %d → %d, want one more to review", len(before), len(after))
 	}
-	rec := httptest.NewRecorder()
-	con.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/display/"+tour.Department, nil))
+	if rec := serve(con, "/display/"+tour.Department, nil); rec.Code != http.StatusNotFound {
+		t.Errorf("the display without the enrolled screen's token: %d, want 404", rec.Code)
+	}
+	enrolled := serve(con, tour.DisplayPath, nil)
+	cookies := enrolled.Result().Cookies()
+	if enrolled.Code != http.StatusSeeOther || len(cookies) != 1 {
+		t.Fatalf("opening the tour's screen %s: %d with %d cookies", tour.DisplayPath, enrolled.Code, len(cookies))
+	}
+	rec := serve(con, "/display/"+tour.Department, cookies[0])
 	screen := rec.Body.String()
 	if !strings.Contains(screen, "Room 3") || strings.Count(screen, `class="number"`) < 2 {
 		t.Errorf("the waiting-room display lacks the called and waiting tickets")
@@ -72,4 +90,14 @@ func TestPrepare(t *testing.T) {
 	if _, err := Prepare(ctx, h, con, staff[:1], patients); err == nil {
 		t.Errorf("Prepare without the desk and ward accounts succeeded")
 	}
+}
+
+func serve(con *console.Console, path string, cookie *http.Cookie) *httptest.ResponseRecorder {
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodGet, path, nil)
+	if cookie != nil {
+		req.AddCookie(cookie)
+	}
+	con.ServeHTTP(rec, req)
+	return rec
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/medsec/medsec/internal/console"
 	"github.com/medsec/medsec/internal/hospital"
 	"github.com/medsec/medsec/internal/lifecycle"
 	"github.com/medsec/medsec/internal/provision"
@@ -38,6 +39,14 @@ func openLife(cmd *cobra.Command, now func() time.Time) (*life, error) {
 		h.Close(cmd.Context())
 		return nil, err
 	}
+	// What the console keeps of a patient (call tickets, the portal
+	// account) goes with the patient at once, as it does under serve.
+	con, err := console.New(cmd.Context(), h, console.Options{})
+	if err != nil {
+		h.Close(cmd.Context())
+		return nil, err
+	}
+	l.engine.AddSource(con.Traces())
 	return l, nil
 }
 

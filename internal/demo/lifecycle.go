@@ -11,6 +11,7 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"github.com/medsec/medsec/internal/identity"
+	"github.com/medsec/medsec/internal/imaging"
 	"github.com/medsec/medsec/internal/lifecycle"
 	"github.com/medsec/medsec/internal/provision"
 	"github.com/medsec/medsec/internal/provision/bundle"
@@ -86,6 +87,12 @@ func (s *scenario) openLife(ctx context.Context) error {
 		return err
 	}
 	engine.AddSource(prov)
+	// Imaging media held in quarantine for a patient go with the patient.
+	intake, err := imaging.New(ctx, imaging.Config{DB: s.h.DB, Keys: s.h.Keys, Audit: s.h.Audit, Door: s.h.Door, Alerts: s.h.Alerts})
+	if err != nil {
+		return err
+	}
+	engine.AddSource(intake)
 	s.life = &lifeParts{engine: engine, prov: prov}
 	return nil
 }

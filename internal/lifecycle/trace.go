@@ -77,9 +77,9 @@ type Hook struct {
 // the map says so instead of pretending they hold nothing.
 var hooks = []Hook{
 	{Kind: KindProvision, Note: "internal/provision: packages to pharmacies, hospitals, agencies"},
-	{Kind: KindGatewayQueue, Note: "internal/gateway: store-and-forward queues (not yet connected)"},
-	{Kind: KindImaging, Note: "internal/imaging: DICOM studies and quarantine (not yet connected)"},
-	{Kind: KindDataset, Note: "internal/deid: AI datasets from the dataset lineage (not yet connected)"},
+	{Kind: KindGatewayQueue, Note: "internal/gateway: store-and-forward queues of the gateways, separate processes that hold only end-to-end encrypted messages until delivery; not reported to the map yet"},
+	{Kind: KindImaging, Note: "internal/imaging: DICOM studies and the quarantine"},
+	{Kind: KindDataset, Note: "internal/dataset: AI datasets, from the sealed dataset lineage"},
 }
 
 // DataMap answers "where is this patient's data, and who has it?".

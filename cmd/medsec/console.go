@@ -37,7 +37,11 @@ func mountConsole(ctx context.Context, srv *server.Server, h *hospital.Hospital,
 	if err != nil {
 		return nil, err
 	}
-	con, err := console.New(ctx, h, console.Options{Logger: logger, Sections: sections.New(h, l.engine, l.prov)})
+	ds, err := datasetService(ctx, h, nil, "serve")
+	if err != nil {
+		return nil, err
+	}
+	con, err := console.New(ctx, h, console.Options{Logger: logger, Sections: sections.New(h, l.engine, l.prov, ds)})
 	if err != nil {
 		return nil, err
 	}

@@ -100,7 +100,7 @@ func (s *site) console(t *testing.T) *console.Console {
 	if _, err := engine.Run(ctx, lifecycle.RunOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	con, err := console.New(ctx, s.h, console.Options{Sections: sections.New(s.h, engine, prov)})
+	con, err := console.New(ctx, s.h, console.Options{Sections: sections.New(s.h, engine, prov, nil)})
 	if err != nil {
 		t.Fatal(err)
 	}

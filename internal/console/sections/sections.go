@@ -17,6 +17,7 @@ import (
 
 	"github.com/medsec/medsec/internal/audit"
 	"github.com/medsec/medsec/internal/console"
+	"github.com/medsec/medsec/internal/dataset"
 	"github.com/medsec/medsec/internal/hospital"
 	"github.com/medsec/medsec/internal/lifecycle"
 	"github.com/medsec/medsec/internal/provision"
@@ -24,14 +25,43 @@ import (
 )
 
 // New returns the console's sections of an installation with its
-// life-cycle engine and provision service.
-func New(h *hospital.Hospital, engine *lifecycle.Engine, prov *provision.Service) console.Sections {
-	return console.Sections{
+// life-cycle engine, provision service and dataset register (nil: the
+// datasets page says it is not available).
+func New(h *hospital.Hospital, engine *lifecycle.Engine, prov *provision.Service, ds *dataset.Service) console.Sections {
+	s := console.Sections{
 		Ledger:       Ledger{Provision: prov, Now: time.Now},
 		Retention:    Retention{Hospital: h},
 		Certificates: engine,
 		Patient:      Patient{Door: h.Door, Engine: engine},
 	}
+	if ds != nil {
+		s.Datasets = Datasets{Register: ds}
+	}
+	return s
+}
+
+// Datasets is the register of AI datasets as a console table, with the
+// ones that hold a patient who since withdrew consent or was erased.
+type Datasets struct{ Register *dataset.Service }
+
+// Table lists every dataset, newest first; stale ones are marked.
+func (d Datasets) Table(ctx context.Context) (console.Table, error) {
+	infos, err := d.Register.List(ctx, true)
+	if err != nil {
+		return console.Table{}, err
+	}
+	t := console.Table{Columns: []string{"col.dataset", "col.purpose", "col.created", "col.state", "col.rows", "k", "col.stale"}}
+	stale := 0
+	for _, in := range infos {
+		state := "pass"
+		if len(in.Stale) > 0 {
+			state, stale = "warn", stale+1
+		}
+		t.Rows = append(t.Rows, console.Row{State: state, Cells: []string{in.ID + " " + in.Name, in.Purpose, day(in.Created), in.State,
+			fmt.Sprintf("%d rows, %d patients", in.Rows, in.Patients), fmt.Sprint(in.K), fmt.Sprintf("%d", len(in.Stale))}})
+	}
+	t.Note = fmt.Sprintf("%d datasets, %d with members who since withdrew consent or were erased (medsec dataset list --stale)", len(infos), stale)
+	return t, nil
 }
 
 // Ledger is the provision ledger as a console table.

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/medsec/medsec/internal/dataset"
 	"github.com/medsec/medsec/internal/lifecycle"
 	"github.com/medsec/medsec/internal/lifecycle/lifecycletest"
 	"github.com/medsec/medsec/internal/provision"
@@ -27,7 +28,7 @@ func TestLedgerAndRetention(t *testing.T) {
 		PatientID: p.ID, Classes: []string{"medication", "demographics"}}); err != nil {
 		t.Fatal(err)
 	}
-	secs := New(s.H, s.Engine, s.Provision)
+	secs := New(s.H, s.Engine, s.Provision, nil)
 	ledger := secs.Ledger.(Ledger)
 	ledger.Now = s.Clock.Now
 	tbl, err := ledger.Table(ctx)
@@ -79,7 +80,7 @@ func TestPatientServices(t *testing.T) {
 	p := s.Register(t, alice)
 	s.Add(t, p.ID, records.ClassObservation, 2, s.Clock.Now().Add(-time.Hour))
 	who := s.Portal(t, p.ID)
-	svc := New(s.H, s.Engine, s.Provision).Patient
+	svc := New(s.H, s.Engine, s.Provision, nil).Patient
 	lines, err := svc.Records(ctx, who)
 	if err != nil {
 		t.Fatal(err)
@@ -119,7 +120,7 @@ func TestPatientErasureDone(t *testing.T) {
 	s := lifecycletest.New(t, lifecycletest.SQLite, &kr)
 	p := s.Register(t, alice)
 	s.Add(t, p.ID, records.ClassObservation, 2, s.Clock.Now())
-	ans, err := New(s.H, s.Engine, s.Provision).Patient.Erase(ctx, s.Portal(t, p.ID), "PORTAL-ERASE-2")
+	ans, err := New(s.H, s.Engine, s.Provision, nil).Patient.Erase(ctx, s.Portal(t, p.ID), "PORTAL-ERASE-2")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,5 +129,25 @@ func TestPatientErasureDone(t *testing.T) {
 	}
 	if _, err := s.Door.Patient(ctx, records.Request{Who: s.Doctor, Purpose: "TREAT"}, p.ID); err == nil {
 		t.Errorf("the erased patient can still be read")
+	}
+}
+
+func TestDatasetsTable(t *testing.T) {
+	ctx := context.Background()
+	s := lifecycletest.New(t, lifecycletest.SQLite, nil)
+	if secs := New(s.H, s.Engine, s.Provision, nil); secs.Datasets != nil {
+		t.Error("without a register the datasets page must say it is not available")
+	}
+	ds, err := dataset.New(ctx, dataset.Config{DB: s.H.DB, Door: s.H.Door, Keys: s.H.Keys, Audit: s.H.Audit, Alerts: s.H.Alerts,
+		HospitalID: s.H.Config.Hospital.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tbl, err := New(s.H, s.Engine, s.Provision, ds).Datasets.Table(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tbl.Rows) != 0 || !strings.HasPrefix(tbl.Note, "0 datasets") || len(tbl.Columns) != 7 {
+		t.Errorf("empty register: %+v", tbl)
 	}
 }

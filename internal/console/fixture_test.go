@@ -98,7 +98,10 @@ func newFixtureOn(t *testing.T, b lifecycletest.Backend) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { h.Close(context.Background()) })
-	f := &fixture{h: h, clock: &testClock{t: time.Now()}, staff: map[string]*account{}, names: fixtureNames}
+	// The clock starts at noon today: each one-time code moves it a step,
+	// and a start near midnight would move a day's tickets into the next.
+	y, m, d := time.Now().Date()
+	f := &fixture{h: h, clock: &testClock{t: time.Date(y, m, d, 12, 0, 0, 0, time.Local)}, staff: map[string]*account{}, names: fixtureNames}
 	h.Staff.Now = f.clock.now
 	h.SetClock(f.clock.now)
 	f.hire(t)

@@ -14,7 +14,7 @@ import (
 // machine; each prints its figures beside the machine's raw limits.
 func newBenchCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "bench", Short: "Measure medsec end to end on this machine, beside its raw cryptographic limits"}
-	cmd.AddCommand(newBenchIngestCmd(), newBenchAPICmd())
+	cmd.AddCommand(newBenchIngestCmd(), newBenchAPICmd(), newBenchLimitsCmd())
 	return cmd
 }
 

@@ -69,7 +69,7 @@ func assertNoIdentifiers(t *testing.T, f *fixture, body string) {
 }
 
 // TestTicketsHoldNoPatient checks what a copy of the database file shows
-// of a call ticket: neither the patient's pseudonym (which phi_patients
+// of a call ticket: neither the patient's pseudonym (which the door's patient table
 // would join to the patient's department, ward and attending) nor the
 // masked name, only sealed values and a keyed digest — while the desk and
 // the display still read both.

@@ -213,7 +213,7 @@ func (c *Console) scanTicket(row interface{ Scan(...any) error }) (Ticket, error
 
 // patientLink is the keyed digest a ticket names its patient by: the
 // console finds a patient's tickets with it, a copy of the database file
-// cannot join it to phi_patients.
+// cannot join it to the door's patient table.
 func (c *Console) patientLink(pseudonym string) []byte {
 	m := hmac.New(sha256.New, c.linkKey)
 	m.Write([]byte("ticket patient\x00" + pseudonym))

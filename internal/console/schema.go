@@ -11,7 +11,7 @@ import "github.com/medsec/medsec/internal/store"
 // ticket keeps a keyed digest of the patient's pseudonym (to find a
 // patient's tickets on erasure) and the pseudonym and masked name sealed
 // with the console's key, so a copied database file no longer joins a
-// masked name, department and day to phi_patients. Tickets are of one day,
+// masked name, department and day to the door's patient table. Tickets are of one day,
 // so the old table is dropped rather than converted. Portal user names
 // become keyed digests (username_mac); the console converts the rows of
 // version 1 when it opens, and the username column, which SQLite cannot

@@ -158,6 +158,20 @@ func (k *Keyring) load(ctx context.Context, q store.Querier, owner string) (ciph
 	return c.aead, raw, nil
 }
 
+// Cached returns the patient's data key from the cache, without reading
+// the key's row. Only a caller that has just read, in the same request,
+// that the patient is not destroyed may use it (the door does: destruction
+// marks the patient in the transaction that destroys the key).
+func (k *Keyring) Cached(patientID string) (*PatientKey, bool) {
+	k.mu.Lock()
+	c, ok := k.cache[patientOwner(patientID)]
+	k.mu.Unlock()
+	if !ok {
+		return nil, false
+	}
+	return &PatientKey{patient: patientID, aead: c.aead}, true
+}
+
 // DestroyPatientKey crypto-shreds a patient: the wrapped key is overwritten
 // and the row keeps only when, by whom and why. It runs in the caller's
 // transaction, next to the audit event that records it.

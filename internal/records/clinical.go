@@ -2,6 +2,7 @@ package records
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -165,19 +166,45 @@ type Filter struct {
 
 // Record reads one record.
 func (d *Door) Record(ctx context.Context, req Request, id string) (Record, error) {
-	var patientID, class string
-	err := d.db.QueryRow(ctx, `SELECT patient_id, class FROM phi_records WHERE id = ?`, id).Scan(&patientID, &class)
-	if err != nil {
+	// One query reads the sealed record with its patient's facts; nothing
+	// is unsealed before the decision and the audit event.
+	var patientID string
+	var fs factsScan
+	var raw rawRecord
+	err := d.db.QueryRow(ctx, `SELECT r.patient_id, `+rawRecordColumns("r.")+`, `+prefixed("p.", factsColumns)+`
+		FROM phi_records r JOIN phi_patients p ON p.id = r.patient_id WHERE r.id = ?`, id).
+		Scan(append(append([]any{&patientID}, raw.targets()...), fs.targets()...)...)
+	if errors.Is(err, store.ErrNotFound) {
 		return Record{}, fmt.Errorf("%w: record %s", ErrNotFound, id)
 	}
-	recs, err := d.records(ctx, req, patientID, Filter{Class: class}, id)
+	if err != nil {
+		return Record{}, fmt.Errorf("read record %s: %w", id, err)
+	}
+	facts, err := d.done(&fs, patientID)
 	if err != nil {
 		return Record{}, err
 	}
-	if len(recs) == 0 {
-		return Record{}, fmt.Errorf("%w: record %s", ErrNotFound, id)
+	a := &access{req: req, action: ActionRead, class: raw.class, facts: facts, resource: raw.class + "/" + id}
+	if err := d.authorize(ctx, a); err != nil {
+		return Record{}, err
 	}
-	return recs[0], nil
+	pk, err := d.patientKey(ctx, facts)
+	if err != nil {
+		return Record{}, d.auditFailure(ctx, a, err)
+	}
+	if err := d.auditRead(ctx, a, ""); err != nil {
+		return Record{}, err
+	}
+	return raw.open(pk, patientID)
+}
+
+// prefixed puts a table alias before each of a list of columns.
+func prefixed(alias, columns string) string {
+	parts := strings.Split(columns, ", ")
+	for i, p := range parts {
+		parts[i] = alias + p
+	}
+	return strings.Join(parts, ", ")
 }
 
 // Records searches a patient's records; one audit event covers the search.
@@ -252,22 +279,39 @@ func (d *Door) queryRecords(ctx context.Context, pk *keys.PatientKey, patientID 
 type scanner interface{ Scan(dest ...any) error }
 
 func scanRecord(rows scanner, pk *keys.PatientKey, patientID string) (Record, error) {
-	r := Record{PatientID: patientID}
-	var eff, created int64
-	var labels string
-	var code, payload []byte
-	if err := rows.Scan(&r.ID, &r.Class, &eff, &created, &r.CreatedBy, &r.Source, &labels, &code, &payload); err != nil {
+	var raw rawRecord
+	if err := rows.Scan(raw.targets()...); err != nil {
 		return Record{}, err
 	}
-	r.Effective, r.Created = time.Unix(0, eff), time.Unix(0, created)
-	r.Labels = splitList(labels)
-	c, err := pk.Open(keys.Field{Table: "phi_records", Record: r.ID, Name: "code"}, code)
+	return raw.open(pk, patientID)
+}
+
+// rawRecord is a phi_records row as stored: metadata and sealed values.
+type rawRecord struct {
+	id, class, createdBy, source, labels string
+	eff, created                         int64
+	code, payload                        []byte
+}
+
+func rawRecordColumns(alias string) string {
+	return prefixed(alias, "id, class, effective_at, created_at, created_by, source, labels, code, payload")
+}
+
+func (r *rawRecord) targets() []any {
+	return []any{&r.id, &r.class, &r.eff, &r.created, &r.createdBy, &r.source, &r.labels, &r.code, &r.payload}
+}
+
+// open unseals the record with its patient's key.
+func (r *rawRecord) open(pk *keys.PatientKey, patientID string) (Record, error) {
+	out := Record{ID: r.id, PatientID: patientID, Class: r.class, CreatedBy: r.createdBy, Source: r.source,
+		Effective: time.Unix(0, r.eff), Created: time.Unix(0, r.created), Labels: splitList(r.labels)}
+	c, err := pk.Open(keys.Field{Table: "phi_records", Record: r.id, Name: "code"}, r.code)
 	if err != nil {
 		return Record{}, err
 	}
-	r.Code = string(c)
-	if r.Payload, err = pk.Open(keys.Field{Table: "phi_records", Record: r.ID, Name: "payload"}, payload); err != nil {
+	out.Code = string(c)
+	if out.Payload, err = pk.Open(keys.Field{Table: "phi_records", Record: r.id, Name: "payload"}, r.payload); err != nil {
 		return Record{}, err
 	}
-	return r, nil
+	return out, nil
 }

@@ -151,28 +151,47 @@ func (d *Door) insertPatient(ctx context.Context, tx *store.Tx, p *Patient, by s
 	return nil
 }
 
+// factsColumns are the columns of phi_patients a decision weighs.
+const factsColumns = `pseudonym, department, ward, labels, attending, care_team, active_encounter, destroyed_at, consents, staff_member, surname_digest`
+
+// factsScan receives the facts columns of one patient's row.
+type factsScan struct {
+	f                      PatientFacts
+	labels, team, consents string
+	active, staffMember    int
+	destroyed              *int64
+}
+
+func (s *factsScan) targets() []any {
+	return []any{&s.f.Pseudonym, &s.f.Department, &s.f.Ward, &s.labels, &s.f.Attending, &s.team, &s.active, &s.destroyed, &s.consents, &s.staffMember, &s.f.surname}
+}
+
+// done decodes what was scanned into the facts of patient id.
+func (d *Door) done(s *factsScan, id string) (*PatientFacts, error) {
+	f := &s.f
+	f.ID = id
+	f.Labels, f.CareTeam = d.decodeLabels(id, s.labels), splitList(s.team)
+	f.ActiveEncounter = s.active != 0
+	f.Destroyed = s.destroyed != nil
+	f.StaffMember = s.staffMember != 0
+	var err error
+	if f.Consents, err = decodeTerms(s.consents); err != nil {
+		return nil, fmt.Errorf("read consents of %s: %w", f.Pseudonym, err)
+	}
+	return f, nil
+}
+
 // facts loads the patient's non-identifying attributes for the decision.
 func (d *Door) facts(ctx context.Context, q store.Querier, id string) (*PatientFacts, error) {
-	f := &PatientFacts{ID: id}
-	var labels, team, consents string
-	var active, staffMember int
-	var destroyed *int64
-	err := q.QueryRow(ctx, `SELECT pseudonym, department, ward, labels, attending, care_team, active_encounter, destroyed_at, consents, staff_member, surname_digest FROM phi_patients WHERE id = ?`, id).
-		Scan(&f.Pseudonym, &f.Department, &f.Ward, &labels, &f.Attending, &team, &active, &destroyed, &consents, &staffMember, &f.surname)
+	var s factsScan
+	err := q.QueryRow(ctx, `SELECT `+factsColumns+` FROM phi_patients WHERE id = ?`, id).Scan(s.targets()...)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("%w: patient %s", ErrNotFound, id)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read patient %s: %w", id, err)
 	}
-	f.Labels, f.CareTeam = d.decodeLabels(id, labels), splitList(team)
-	f.ActiveEncounter = active != 0
-	f.Destroyed = destroyed != nil
-	f.StaffMember = staffMember != 0
-	if f.Consents, err = decodeTerms(consents); err != nil {
-		return nil, fmt.Errorf("read consents of %s: %w", f.Pseudonym, err)
-	}
-	return f, nil
+	return d.done(&s, id)
 }
 
 func (p *Patient) facts() *PatientFacts {
@@ -223,6 +242,13 @@ func (d *Door) Patient(ctx context.Context, req Request, id string) (Patient, er
 // patientKey returns the key or the clear destroyed error, naming the
 // patient by pseudonym.
 func (d *Door) patientKey(ctx context.Context, f *PatientFacts) (*keys.PatientKey, error) {
+	// The facts were read in this request: a patient not marked destroyed
+	// still has a key, and its unwrapped copy may come from the cache.
+	if !f.Destroyed {
+		if pk, ok := d.keys.Cached(f.ID); ok {
+			return pk, nil
+		}
+	}
 	pk, err := d.keys.ForPatient(ctx, d.db, f.ID)
 	var de *keys.DestroyedError
 	if errors.As(err, &de) {

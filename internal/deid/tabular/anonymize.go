@@ -233,12 +233,19 @@ func prepare(t *Table, spec Spec) (*evaluator, *groupTable, []int32, error) {
 	if sens != nil {
 		rowEntry = append(rowEntry[:0], e.cellOf[:len(t.Rows)]...)
 	}
+	e.chooseFine(base)
+	place := e.sortBlocks(base)
+	base.rowMajor(qis)
+	for r, entry := range rowEntry {
+		rowEntry[r] = place[entry]
+	}
 	return e, base, rowEntry, nil
 }
 
 // rowTable views the records as groups of one at level 0.
 func rowTable(qis []*qiCodes, sens *sensCodes, n int) *groupTable {
 	g := &groupTable{node: -1, levels: make([]int, len(qis)), ids: make([][]uint32, len(qis)), count: make([]int32, n)}
+	g.blocks = []block{{lo: 0, hi: int32(n)}}
 	for q, c := range qis {
 		g.ids[q] = c.row
 	}

@@ -24,6 +24,7 @@ type qiCodes struct {
 	freq     [][]int64    // freq[l][id]: rows in a level-l group
 	width    []uint       // width[l]: bits a level-l id needs
 	roll     [][][]uint32 // roll[a][b][id at a]: its group at level b ≥ a
+	identity [][]uint32   // identity[a][id at a] = id
 }
 
 // sensCodes is the sensitive attribute encoded as ids in value order.
@@ -172,7 +173,12 @@ func (c *qiCodes) count() {
 
 func (c *qiCodes) buildRoll() {
 	c.roll = make([][][]uint32, c.height+1)
+	c.identity = make([][]uint32, c.height+1)
 	for a := range c.roll {
+		c.identity[a] = make([]uint32, len(c.label[a]))
+		for id := range c.identity[a] {
+			c.identity[a][id] = uint32(id)
+		}
 		c.roll[a] = make([][]uint32, c.height+1)
 		for b := a + 1; b <= c.height; b++ {
 			m := make([]uint32, len(c.label[a]))

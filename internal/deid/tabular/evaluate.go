@@ -2,7 +2,6 @@ package tabular
 
 import (
 	"math"
-	"math/bits"
 )
 
 // groupTable holds a node's groups: its equivalence classes, or with a
@@ -16,6 +15,12 @@ type groupTable struct {
 	sens   []uint32   // per group, nil without a sensitive attribute
 	count  []int32
 	used   int64 // when the search last used it, for eviction
+	// blocks cut the entries into runs sharing a coarse key (count.go);
+	// mask is the part of the key that is meaningful at levels.
+	blocks []block
+	mask   uint64
+	// rows, when set, holds ids row by row (stride: the quasi-identifiers)
+	rows []uint16
 }
 
 func (g *groupTable) len() int { return len(g.count) }
@@ -45,9 +50,28 @@ type evaluator struct {
 	lbPart  [][]float64 // lbPart[q][l]: loss of QI q at level l without suppression
 	penalty [][][]float64
 
-	ht, ht2                        keyTable
-	size2                          []int64
-	rep2, remap                    []int32
+	// lowest[q][l] and highest[q][l] are the levels of q that group the
+	// records as level l does
+	lowest, highest [][]int
+
+	// fine are the quasi-identifiers of the coarse key (count.go). The
+	// parts of the last count follow: part p is runs[partStart[p]:
+	// partStart[p+1]] with coarse key partKey[p]; its classes end at
+	// partEnd[p], its cells at partCells[p].
+	fine                []fineQI
+	partMask            uint64
+	runs                []block
+	partKey             []uint64
+	partStart, partNext []int
+	partEnd, partCells  []int
+	partSize, partRank  []int
+	blockPart           []int32
+	// rolls, shifts and cols say how packRows packs the node's keys
+	rolls  [][]uint32
+	shifts []uint
+	cols   []int
+
+	ht, bt, wide                   keyTable
 	keys                           []uint64
 	classOf                        []int32
 	size                           []int64
@@ -70,6 +94,7 @@ func newEvaluator(qis []*qiCodes, sens *sensCodes, n int, spec Spec) *evaluator 
 	e.minL = spec.L
 	e.maxCls = int((e.n-e.limit)/e.minK + e.limit)
 	e.lossTables()
+	e.lowest, e.highest = sameLevels(qis)
 	e.grow(n)
 	if sens != nil {
 		e.dist = make([]float64, len(sens.values))
@@ -85,9 +110,6 @@ func (e *evaluator) grow(entries int) {
 	e.classOf = make([]int32, entries)
 	e.size = make([]int64, entries)
 	e.rep = make([]int32, entries)
-	e.size2 = make([]int64, entries/2+1)
-	e.rep2 = make([]int32, entries/2+1)
-	e.remap = make([]int32, entries/2+1)
 	e.keptMono = make([]bool, entries)
 	e.kept = make([]bool, entries)
 	if e.sens != nil {
@@ -152,214 +174,9 @@ func (e *evaluator) lowerBound(levels []int) float64 {
 	return lb
 }
 
-// parallelMin is the source size from which counting is split between two
-// goroutines: below it the hand-off costs more than it saves.
-const parallelMin = 1 << 16
-
-// blockSize is how many keys are packed at a time: the block stays in the
-// first-level cache between packing and counting.
-const blockSize = 2048
-
-// classify groups src's entries at levels into equivalence classes, filling
-// classOf, size and rep. It returns the number of classes, or -1 as soon as
-// there are more than stopAt.
-func (e *evaluator) classify(src *groupTable, levels []int, stopAt int) int {
-	n := src.len()
-	if !e.fits(levels) {
-		keys := e.keys[:n]
-		e.packSerial(src, levels, keys)
-		e.ht.reset(min(n, stopAt+1))
-		return countRange(&e.ht, keys, src.count, e.classOf, e.size, e.rep, 0, stopAt)
-	}
-	if n < parallelMin {
-		e.ht.reset(startSize(n, stopAt))
-		return e.countBlocks(&e.ht, e.keys[:blockSize], src, levels, e.size, e.rep, 0, n, stopAt)
-	}
-	return e.classifyParallel(src, levels, stopAt)
-}
-
-// startSize guesses how many classes n entries make: a generalization
-// usually has far fewer classes than its source, and the table grows when
-// the guess is short.
-func startSize(n, stopAt int) int {
-	return max(min(n, stopAt+1)/8, 1024)
-}
-
-// classifyParallel counts the two halves of the entries in two tables at
-// once, then folds the second table's classes into the first. The second
-// half's new classes are numbered after the first half's in their own order,
-// so the numbering does not depend on timing.
-func (e *evaluator) classifyParallel(src *groupTable, levels []int, stopAt int) int {
-	n, mid := src.len(), src.len()/2
-	e.ht.reset(startSize(mid, stopAt))
-	e.ht2.reset(startSize(n-mid, stopAt))
-	var second int
-	done := make(chan struct{})
-	go func() {
-		second = e.countBlocks(&e.ht2, e.keys[blockSize:2*blockSize], src, levels, e.size2, e.rep2, mid, n, stopAt)
-		close(done)
-	}()
-	first := e.countBlocks(&e.ht, e.keys[:blockSize], src, levels, e.size, e.rep, 0, mid, stopAt)
-	<-done
-	if first < 0 || second < 0 {
-		return -1
-	}
-	return e.merge(src, second, mid, stopAt)
-}
-
-// merge folds the second half's classes into the first table, in the
-// second table's slot order (fixed by the keys, so deterministic).
-func (e *evaluator) merge(src *groupTable, second, mid, stopAt int) int {
-	over := false
-	e.ht2.live(func(key uint64, j int32) {
-		if over {
-			return
-		}
-		before := e.ht.n
-		g := e.ht.id(key)
-		e.remap[j] = g
-		if e.ht.n == before {
-			e.size[g] += e.size2[j]
-			return
-		}
-		over = int(e.ht.n) > stopAt
-		e.size[g], e.rep[g] = e.size2[j], e.rep2[j]
-	})
-	if over {
-		return -1
-	}
-	for i := mid; i < src.len(); i++ {
-		e.classOf[i] = e.remap[e.classOf[i]]
-	}
-	return int(e.ht.n)
-}
-
-// countBlocks packs and counts entries lo..hi-1 a block at a time.
-func (e *evaluator) countBlocks(h *keyTable, buf []uint64, src *groupTable, levels []int, size []int64, rep []int32, lo, hi, stopAt int) int {
-	for b := lo; b < hi; b += blockSize {
-		end := min(b+blockSize, hi)
-		keys := buf[:end-b]
-		e.packRange(src, levels, keys, b, end)
-		if countRange(h, keys, src.count[b:end], e.classOf[b:end], size, rep, b, stopAt) < 0 {
-			return -1
-		}
-	}
-	return int(h.n)
-}
-
-// countRange numbers the classes of the entries whose keys are given,
-// starting at entry offset, in h (the hash table's insert written out, since
-// this loop is the search's hot path). classOf gets each entry's class, size
-// and rep each class's records and first entry. It returns the number of
-// classes, or -1 past stopAt.
-func countRange(h *keyTable, keys []uint64, count, classOf []int32, size []int64, rep []int32, offset, stopAt int) int {
-	for i, k := range keys {
-		if int(h.n)*2 >= int(h.mask+1) {
-			h.grow()
-		}
-		j := mix(k) & h.mask
-		for {
-			s := &h.slots[j]
-			if s.gen == h.gen && s.key == k {
-				classOf[i] = s.id
-				size[s.id] += int64(count[i])
-				break
-			}
-			if s.gen != h.gen {
-				if int(h.n) >= stopAt {
-					return -1
-				}
-				*s = slot{key: k, id: h.n, gen: h.gen}
-				classOf[i], size[h.n], rep[h.n] = h.n, int64(count[i]), int32(offset+i)
-				h.n++
-				break
-			}
-			j = (j + 1) & h.mask
-		}
-	}
-	return int(h.n)
-}
-
-// fits says whether the keys at levels fit 64 bits without renumbering.
-func (e *evaluator) fits(levels []int) bool {
-	var used uint
-	for q, c := range e.qis {
-		used += c.width[levels[q]]
-	}
-	return used <= 64
-}
-
-// packRange packs the keys of entries lo..hi-1 into keys.
-func (e *evaluator) packRange(src *groupTable, levels []int, keys []uint64, lo, hi int) {
-	clear(keys)
-	var used uint
-	for q, c := range e.qis {
-		a, b := src.levels[q], levels[q]
-		if w := c.width[b]; w > 0 {
-			packColumn(keys, src.ids[q][lo:hi], c.roll[a][b], used)
-			used += w
-		}
-	}
-}
-
-func (e *evaluator) packSerial(src *groupTable, levels []int, keys []uint64) {
-	clear(keys)
-	var used uint
-	for q, c := range e.qis {
-		a, b := src.levels[q], levels[q]
-		w := c.width[b]
-		if w == 0 {
-			continue
-		}
-		if used+w > 64 {
-			used = e.densify(keys)
-		}
-		packColumn(keys, src.ids[q], c.roll[a][b], used)
-		used += w
-	}
-}
-
-func packColumn(keys []uint64, ids, roll []uint32, shift uint) {
-	if roll == nil {
-		for i, id := range ids {
-			keys[i] |= uint64(id) << shift
-		}
-		return
-	}
-	for i, id := range ids {
-		keys[i] |= uint64(roll[id]) << shift
-	}
-}
-
-func (e *evaluator) densify(keys []uint64) uint {
-	e.ht.reset(len(keys))
-	for i, k := range keys {
-		keys[i] = uint64(e.ht.id(k))
-	}
-	return uint(bits.Len32(uint32(e.ht.n)))
-}
-
-// cells groups the entries by class and sensitive value, filling cellOf,
-// cellCnt, cellCls and cellRep. It returns the number of cells.
-func (e *evaluator) cells(src *groupTable) int {
-	e.ht.reset(src.len())
-	for i, cls := range e.classOf[:src.len()] {
-		before := e.ht.n
-		c := e.ht.id(uint64(cls)<<32 | uint64(src.sens[i]))
-		e.cellOf[i] = c
-		if e.ht.n == before {
-			e.cellCnt[c] += int64(src.count[i])
-			continue
-		}
-		e.cellCnt[c], e.cellCls[c], e.cellRep[c] = int64(src.count[i]), cls, int32(i)
-		e.cellSens[c] = src.sens[i]
-	}
-	return int(e.ht.n)
-}
-
 // group counts the classes (and cells) of src at levels without judging them.
 func (e *evaluator) group(src *groupTable, levels []int) (classes, cells int) {
-	classes = e.classify(src, levels, src.len())
+	classes = e.classify(src, levels, src.len(), false)
 	if e.sens != nil {
 		cells = e.cells(src)
 	}
@@ -374,7 +191,7 @@ func (e *evaluator) assess(src *groupTable, levels []int, node int, stop bool) (
 	if stop {
 		stopAt = e.maxCls
 	}
-	classes := e.classify(src, levels, stopAt)
+	classes := e.classify(src, levels, stopAt, stop)
 	if classes < 0 {
 		return ev, -1, 0
 	}
@@ -522,11 +339,22 @@ func (e *evaluator) emd(own []int32, size int64) float64 {
 // source for roll-ups: one entry per class, or per cell with a sensitive
 // attribute.
 func (e *evaluator) tableOf(src *groupTable, levels []int, node, classes, cells int) *groupTable {
-	g := &groupTable{node: node, levels: append([]int(nil), levels...)}
-	reps, counts := e.rep[:classes], e.size[:classes]
+	// a table keeps the lowest levels that group alike, so it is a source
+	// for every node that groups alike
+	g := &groupTable{node: node, levels: make([]int, len(levels)), mask: e.partMask}
+	for q, l := range levels {
+		g.levels[q] = e.lowest[q][l]
+	}
+	reps, counts, ends := e.rep[:classes], e.size[:classes], e.partEnd
 	if e.sens != nil {
-		reps, counts = e.cellRep[:cells], e.cellCnt[:cells]
+		reps, counts, ends = e.cellRep[:cells], e.cellCnt[:cells], e.partCells
 		g.sens = append([]uint32(nil), e.cellSens[:cells]...)
+	}
+	g.blocks = make([]block, len(ends))
+	lo := 0
+	for p, hi := range ends {
+		g.blocks[p] = block{lo: int32(lo), hi: int32(hi), key: e.partKey[p]}
+		lo = hi
 	}
 	g.count = make([]int32, len(reps))
 	for i, c := range counts {
@@ -535,7 +363,7 @@ func (e *evaluator) tableOf(src *groupTable, levels []int, node, classes, cells 
 	g.ids = make([][]uint32, len(e.qis))
 	for q, qc := range e.qis {
 		ids := make([]uint32, len(reps))
-		a, b := src.levels[q], levels[q]
+		a, b := src.levels[q], g.levels[q]
 		for i, r := range reps {
 			ids[i] = qc.levelOf(src.ids[q][r], a, b)
 		}

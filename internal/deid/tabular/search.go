@@ -3,6 +3,7 @@ package tabular
 import (
 	"context"
 	"fmt"
+	"math"
 	"sort"
 )
 
@@ -97,10 +98,14 @@ type searcher struct {
 	stats  SearchStats
 	budget int   // the most groups to keep cached
 	failed []int // failing nodes whose generalizations are still to follow, oldest first
+	// bound is the least loss of a passing node evaluated so far: nodes
+	// whose loss bound is above it can never be chosen, so the search
+	// need not settle them.
+	bound float64
 }
 
 func newSearcher(ctx context.Context, e *evaluator, lat lattice, base *groupTable) *searcher {
-	s := &searcher{ctx: ctx, e: e, lat: lat, base: base, evals: make(map[int]evaluation)}
+	s := &searcher{ctx: ctx, e: e, lat: lat, base: base, evals: make(map[int]evaluation), bound: math.Inf(1)}
 	s.status = make([]uint8, lat.size)
 	s.lb = make([]float64, lat.size)
 	s.height = make([]int, lat.size)
@@ -140,13 +145,16 @@ func (s *searcher) classify() error {
 		return s.lb[a] < s.lb[b]
 	})
 	for _, v := range order {
+		if s.lb[v] > s.bound {
+			break // every node left loses more than a passing one found
+		}
 		if s.status[v] != unknown {
 			continue
 		}
 		// v's specializations are settled, so most likely fail: v is near
 		// the border, and counting it first gives the paths above it a
 		// source to roll up from
-		if err := s.searchPath([]int{v}); err != nil {
+		if err := s.searchPath(s.path(v)); err != nil {
 			return err
 		}
 		if err := s.followBorder(); err != nil {
@@ -166,7 +174,7 @@ func (s *searcher) followBorder() error {
 		s.failed = s.failed[1:]
 		var err error
 		s.lat.up(f, func(u int) {
-			if err == nil && s.status[u] == unknown {
+			if err == nil && s.status[u] == unknown && s.lb[u] <= s.bound {
 				err = s.searchPath(s.path(u))
 			}
 		})
@@ -193,7 +201,7 @@ func (s *searcher) path(v int) []int {
 	for {
 		next := -1
 		s.lat.up(v, func(u int) {
-			if s.status[u] == unknown && (next < 0 || s.lb[u] < s.lb[next]) {
+			if s.status[u] == unknown && s.lb[u] <= s.bound && (next < 0 || s.lb[u] < s.lb[next]) {
 				next = u
 			}
 		})
@@ -205,10 +213,21 @@ func (s *searcher) path(v int) []int {
 	}
 }
 
+// searchPath finds where p (a chain, each node generalizing the one before)
+// turns from failing to passing. It counts the top first: near the loss
+// bound, a failing node settles the most nodes below it, and a passing one
+// is a candidate the search would count anyway. Then it bisects (Flash).
 func (s *searcher) searchPath(p []int) error {
-	lo, hi := 0, len(p)-1
+	lo, hi, first := 0, len(p)-1, true
 	for lo <= hi {
+		if s.lb[p[hi]] > s.bound {
+			hi-- // a better node was found meanwhile: the top of p is moot
+			continue
+		}
 		mid := (lo + hi) / 2
+		if first {
+			mid, first = hi, false
+		}
 		v := p[mid]
 		if s.status[v] == unknown {
 			ev, err := s.evaluate(v)
@@ -229,15 +248,26 @@ func (s *searcher) searchPath(p []int) error {
 	return nil
 }
 
+// same moves v to the lowest or highest node with the same classes: where
+// the next level of a quasi-identifier merges no groups (every diagnosis
+// code of the data its own category), both levels count alike.
+func (s *searcher) same(v int, level [][]int) int {
+	u := 0
+	for q := range s.lat.min {
+		u += (level[q][s.lat.level(v, q)] - s.lat.min[q]) * s.lat.stride[q]
+	}
+	return u
+}
+
 // tag marks v and, by monotonicity, all its generalizations as passing or
 // all its specializations as failing. It stops where nodes are already
 // marked: their own tagging covered what lies beyond.
 func (s *searcher) tag(v int, pass bool) {
-	mark, walk := fails, s.lat.down
+	mark, walk, from := fails, s.lat.down, s.same(v, s.e.highest)
 	if pass {
-		mark, walk = passes, s.lat.up
+		mark, walk, from = passes, s.lat.up, s.same(v, s.e.lowest)
 	}
-	stack := []int{v}
+	stack := []int{from}
 	for len(stack) > 0 {
 		u := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
@@ -270,6 +300,9 @@ func (s *searcher) optimum() (evaluation, bool, error) {
 		if s.status[v] != passes {
 			continue
 		}
+		if s.e.spec.Metric == MetricEntropy && s.same(v, s.e.lowest) != v {
+			continue // the lowest node alike loses as much, at less height
+		}
 		ev, err := s.evaluate(v)
 		if err != nil {
 			return best, false, err
@@ -296,7 +329,33 @@ func (s *searcher) better(a, b evaluation) bool {
 	return a.node < b.node
 }
 
+// sameLevels finds, for each level of each quasi-identifier, the levels
+// with the same groups (a level is a coarsening of the one below, so the
+// same number of groups means the same groups).
+func sameLevels(qis []*qiCodes) (lowest, highest [][]int) {
+	lowest, highest = make([][]int, len(qis)), make([][]int, len(qis))
+	for q, c := range qis {
+		lowest[q], highest[q] = make([]int, c.height+1), make([]int, c.height+1)
+		for l := c.min; l <= c.max; l++ {
+			lowest[q][l] = l
+			if l > c.min && len(c.label[l]) == len(c.label[l-1]) {
+				lowest[q][l] = lowest[q][l-1]
+			}
+		}
+		for l := c.max; l >= c.min; l-- {
+			highest[q][l] = l
+			if l < c.max && len(c.label[l]) == len(c.label[l+1]) {
+				highest[q][l] = highest[q][l+1]
+			}
+		}
+	}
+	return lowest, highest
+}
+
 func (s *searcher) evaluate(v int) (evaluation, error) {
+	if s.e.spec.Metric == MetricEntropy {
+		v = s.same(v, s.e.lowest) // alike nodes lose alike
+	}
 	if ev, ok := s.evals[v]; ok {
 		return ev, nil
 	}
@@ -316,10 +375,11 @@ func (s *searcher) evaluate(v int) (evaluation, error) {
 		s.remember(src, levels, v, classes, cells)
 	}
 	s.evals[v] = ev
+	if ev.pass {
+		s.bound = math.Min(s.bound, ev.loss)
+	}
 	return ev, nil
 }
-
-var stoneN int
 
 // source picks the smallest cached group table whose node every level of
 // levels generalizes; the base table always qualifies.

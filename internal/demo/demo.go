@@ -163,14 +163,17 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 
 // scenario is one run's state.
 type scenario struct {
-	opt     *Options
-	h       *hospital.Hospital
-	rep     Report
-	tmp     bool
-	staff   map[string]identity.Principal
-	people  []synth.Person
-	patient []records.Patient
-	life    *lifeParts
+	opt   *Options
+	h     *hospital.Hospital
+	rep   Report
+	tmp   bool
+	staff map[string]identity.Principal
+	// extraNeedles are more identifying values the final plaintext search
+	// looks for (the research cohort's).
+	extraNeedles [][]byte
+	people       []synth.Person
+	patient      []records.Patient
+	life         *lifeParts
 }
 
 func newScenario(ctx context.Context, opt *Options) (*scenario, error) {

@@ -46,13 +46,13 @@ func ScanPlaintext(dir string, needles [][]byte) (int, []string, error) {
 }
 
 func (s *scenario) scanPlaintext() error {
-	n, hits, err := ScanPlaintext(s.opt.Dir, Needles(s.rep.Patients))
+	n, hits, err := ScanPlaintext(s.opt.Dir, append(Needles(s.rep.Patients), s.extraNeedles...))
 	if err != nil {
 		return err
 	}
 	s.rep.Plaintext.FilesScanned += n
 	s.rep.Plaintext.Hits += len(hits)
 	s.rep.Plaintext.Where = append(s.rep.Plaintext.Where, hits...)
-	s.opt.Log("searched %d files of the data directory for every name, RRN and phone number: %d found in plaintext", n, len(hits))
+	s.opt.Log("searched %d files of the data directory for every name, RRN and phone number of the demo's patients (and the research cohort's phone numbers): %d found in plaintext", n, len(hits))
 	return nil
 }

@@ -31,8 +31,11 @@ and every file searched for identifying values left in plaintext.`,
 				opt.Passphrase = []byte(os.Getenv("MEDSEC_PASSPHRASE"))
 			}
 			started := time.Now()
-			if serve && len(opt.Passphrase) == 0 {
-				opt.Passphrase = []byte(rand.Text()) // --serve opens the hospital again
+			// A kept installation must be openable afterwards: without
+			// MEDSEC_PASSPHRASE the demo makes one and says it.
+			generated := false
+			if (serve || opt.Keep || opt.Dir != "") && len(opt.Passphrase) == 0 {
+				opt.Passphrase, generated = []byte(rand.Text()), true
 			}
 			out := cmd.OutOrStdout()
 			if !asJSON {
@@ -48,6 +51,9 @@ and every file searched for identifying values left in plaintext.`,
 				err = enc.Encode(rep)
 			} else {
 				printReport(out, rep)
+				if generated && rep.Dir != "" {
+					fmt.Fprintf(out, "  key passphrase               %s  (export MEDSEC_PASSPHRASE=… to open the kept installation)\n", opt.Passphrase)
+				}
 			}
 			if err != nil || !serve {
 				return err

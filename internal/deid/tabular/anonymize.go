@@ -297,12 +297,26 @@ func buildOutput(t *Table, spec Spec, cols map[int][]string, kept []bool, starre
 			out.Columns = append(out.Columns, c)
 		}
 	}
-	var source []int
+	rows := len(t.Rows)
+	if !starred {
+		rows = 0
+		for _, k := range kept {
+			if k {
+				rows++
+			}
+		}
+	}
+	// one allocation for all cells: a million small ones keep the
+	// collector busy
+	all := make([]string, rows*len(idx))
+	out.Rows = make([][]string, 0, rows)
+	source := make([]int, 0, rows)
 	for r, row := range t.Rows {
 		if !kept[r] && !starred {
 			continue
 		}
-		cells := make([]string, len(idx))
+		cells := all[:len(idx):len(idx)]
+		all = all[len(idx):]
 		for j, i := range idx {
 			switch {
 			case !kept[r] && qi[i]:

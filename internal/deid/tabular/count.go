@@ -257,7 +257,10 @@ func (e *evaluator) joinRuns() {
 // the monotone part of the model).
 func (e *evaluator) classify(src *groupTable, levels []int, stopAt int, fail bool) int {
 	e.parts(src, levels)
-	fits := e.fits(levels)
+	fits := e.planKey(levels)
+	if src.rows != nil {
+		e.planRows(src, levels)
+	}
 	e.partEnd = e.partEnd[:0]
 	classes := 0
 	var small int64
@@ -323,7 +326,7 @@ func (e *evaluator) countWide(src *groupTable, levels []int, runs []block, entri
 	var used uint
 	for q, c := range e.qis {
 		a, b := src.levels[q], levels[q]
-		w := c.width[b]
+		w := e.keyWidth[q]
 		if w == 0 {
 			continue
 		}
@@ -390,11 +393,22 @@ func countRange(h *keyTable, keys []uint64, count, classOf []int32, size []int64
 	return true
 }
 
-// fits says whether the keys at levels fit 64 bits without renumbering.
-func (e *evaluator) fits(levels []int) bool {
+// planKey sets the bits each quasi-identifier takes in the keys at levels,
+// after parts: none when suppressed, and none when it is at its coarse level
+// and the part key keeps it (it is the same throughout a part). It says
+// whether the keys fit 64 bits without renumbering.
+func (e *evaluator) planKey(levels []int) bool {
+	e.keyWidth = slices.Grow(e.keyWidth[:0], len(e.qis))[:len(e.qis)]
 	var used uint
 	for q, c := range e.qis {
-		used += c.width[levels[q]]
+		e.keyWidth[q] = c.width[levels[q]]
+		used += e.keyWidth[q]
+	}
+	for _, f := range e.fine {
+		if levels[f.q] == f.level && e.partMask>>f.shift&1 == 1 {
+			used -= e.keyWidth[f.q]
+			e.keyWidth[f.q] = 0
+		}
 	}
 	return used <= 64
 }
@@ -402,14 +416,14 @@ func (e *evaluator) fits(levels []int) bool {
 // packRange packs the keys of entries lo..hi-1 into keys.
 func (e *evaluator) packRange(src *groupTable, levels []int, keys []uint64, lo, hi int) {
 	if src.rows != nil {
-		e.packRows(src, levels, keys, lo, hi)
+		e.packRows(src, keys, lo, hi)
 		return
 	}
 	clear(keys)
 	var used uint
 	for q, c := range e.qis {
 		a, b := src.levels[q], levels[q]
-		if w := c.width[b]; w > 0 {
+		if w := e.keyWidth[q]; w > 0 {
 			packColumn(keys, src.ids[q][lo:hi], c.roll[a][b], used)
 			used += w
 		}
@@ -467,34 +481,37 @@ func (e *evaluator) cellRange(src *groupTable, lo, hi int) {
 	}
 }
 
-// packRows packs keys from a table kept row by row: an entry's ids are
-// read together from one cache line, where the columns would cost one
-// memory stream each.
-func (e *evaluator) packRows(src *groupTable, levels []int, keys []uint64, lo, hi int) {
-	rolls, shifts := e.rolls[:0], e.shifts[:0]
-	cols := e.cols[:0]
+// planRows prepares packRows for src at levels: the roll-up table and the
+// shift of each quasi-identifier that levels do not suppress.
+func (e *evaluator) planRows(src *groupTable, levels []int) {
+	e.rolls, e.shifts, e.cols = e.rolls[:0], e.shifts[:0], e.cols[:0]
 	var used uint
 	for q, c := range e.qis {
 		a, b := src.levels[q], levels[q]
-		if w := c.width[b]; w > 0 {
+		if w := e.keyWidth[q]; w > 0 {
 			roll := c.roll[a][b]
 			if roll == nil {
 				roll = c.identity[a]
 			}
-			rolls, shifts, cols = append(rolls, roll), append(shifts, used), append(cols, q)
+			e.rolls, e.shifts, e.cols = append(e.rolls, roll), append(e.shifts, used), append(e.cols, q)
 			used += w
 		}
 	}
-	e.rolls, e.shifts, e.cols = rolls, shifts, cols
+}
+
+// packRows packs keys from a table kept row by row (see planRows), one
+// quasi-identifier at a time: the rows of a block stay in the first-level
+// cache, and each pass is a tight loop over one roll-up table.
+func (e *evaluator) packRows(src *groupTable, keys []uint64, lo, hi int) {
+	clear(keys)
 	stride := len(e.qis)
 	rows := src.rows[lo*stride : hi*stride]
-	for i := range keys {
-		row := rows[i*stride : i*stride+stride]
-		var k uint64
-		for j, q := range cols {
-			k |= uint64(rolls[j][row[q]]) << shifts[j]
+	for j, q := range e.cols {
+		roll, shift := e.rolls[j], e.shifts[j]
+		col := rows[q:]
+		for i := range keys {
+			keys[i] |= uint64(roll[col[i*stride]]) << shift
 		}
-		keys[i] = k
 	}
 }
 

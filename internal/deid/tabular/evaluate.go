@@ -66,10 +66,12 @@ type evaluator struct {
 	partEnd, partCells  []int
 	partSize, partRank  []int
 	blockPart           []int32
-	// rolls, shifts and cols say how packRows packs the node's keys
-	rolls  [][]uint32
-	shifts []uint
-	cols   []int
+	// keyWidth[q] is the bits q takes in the node's keys (planKey);
+	// rolls, shifts and cols say how packRows packs them
+	keyWidth []uint
+	rolls    [][]uint32
+	shifts   []uint
+	cols     []int
 
 	ht, bt, wide                   keyTable
 	keys                           []uint64

@@ -7,6 +7,7 @@ import (
 	"encoding/base32"
 	"encoding/binary"
 	"fmt"
+	"hash"
 	"math"
 	"sort"
 	"strconv"
@@ -54,19 +55,41 @@ func (p *Pseudonymizer) Pseudonym(id string) string {
 	if id == "" {
 		return ""
 	}
-	return pseudoEncoding.EncodeToString(p.mac(p.nameKey, id)[:10])
+	return pseudonymOf(newKeyedMAC(p.nameKey).of(id))
 }
 
-func (p *Pseudonymizer) mac(key []byte, s string) []byte {
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(s))
-	return m.Sum(nil)
+func pseudonymOf(mac []byte) string {
+	return pseudoEncoding.EncodeToString(mac[:10])
+}
+
+// keyedMAC reuses one HMAC-SHA-256 state for many short messages: a column
+// of a million identifiers would otherwise set up a million of them.
+type keyedMAC struct {
+	h   hash.Hash
+	in  []byte
+	sum [sha256.Size]byte
+}
+
+func newKeyedMAC(key []byte) *keyedMAC {
+	return &keyedMAC{h: hmac.New(sha256.New, key)}
+}
+
+// of returns the MAC of s, valid until the next call.
+func (m *keyedMAC) of(s string) []byte {
+	m.h.Reset()
+	m.in = append(m.in[:0], s...)
+	m.h.Write(m.in)
+	return m.h.Sum(m.sum[:0])
 }
 
 // ShiftDays returns the patient's date shift: a keyed value in
 // [-maxDays, -1] ∪ [1, maxDays], never 0 so no patient keeps real dates.
 func (p *Pseudonymizer) ShiftDays(patient string, maxDays int) int {
-	r := binary.BigEndian.Uint64(p.mac(p.shiftKey, patient)[:8]) % uint64(2*maxDays)
+	return shiftOf(newKeyedMAC(p.shiftKey).of(patient), maxDays)
+}
+
+func shiftOf(mac []byte, maxDays int) int {
+	r := binary.BigEndian.Uint64(mac[:8]) % uint64(2*maxDays)
 	if int(r) < maxDays {
 		return -int(r) - 1
 	}
@@ -75,6 +98,10 @@ func (p *Pseudonymizer) ShiftDays(patient string, maxDays int) int {
 
 // ShiftDate shifts one date cell, keeping its layout. Empty cells stay empty.
 func (p *Pseudonymizer) ShiftDate(v, patient string, maxDays int) (string, bool) {
+	return shiftDate(v, func() int { return p.ShiftDays(patient, maxDays) })
+}
+
+func shiftDate(v string, days func() int) (string, bool) {
 	if strings.TrimSpace(v) == "" {
 		return v, true
 	}
@@ -82,16 +109,17 @@ func (p *Pseudonymizer) ShiftDate(v, patient string, maxDays int) (string, bool)
 	if !ok {
 		return "", false
 	}
-	return t.AddDate(0, 0, p.ShiftDays(patient, maxDays)).Format(layout), true
+	return t.AddDate(0, 0, days()).Format(layout), true
 }
 
 // pseudonymizeColumn replaces each identifier by its pseudonym, in place.
 func (p *Pseudonymizer) pseudonymizeColumn(col []string) {
+	m := newKeyedMAC(p.nameKey)
 	memo := make(map[string]string)
 	for r, v := range col {
 		ps, ok := memo[v]
-		if !ok {
-			ps = p.Pseudonym(v)
+		if !ok && v != "" {
+			ps = pseudonymOf(m.of(v))
 			memo[v] = ps
 		}
 		col[r] = ps
@@ -100,17 +128,34 @@ func (p *Pseudonymizer) pseudonymizeColumn(col []string) {
 
 // shiftColumn shifts each date by its row's patient shift, in place.
 func (p *Pseudonymizer) shiftColumn(dates, patients []string, name string, d *DateShift) error {
+	shifts := patientShifts{mac: newKeyedMAC(p.shiftKey), maxDays: d.MaxDays, memo: make(map[string]int)}
 	for r, v := range dates {
 		if patients[r] == "" && v != "" {
 			return fmt.Errorf("shift dates: row %d has a date in %q but no patient identifier in %q: %w", r+1, name, d.PatientColumn, ErrSpec)
 		}
-		s, ok := p.ShiftDate(v, patients[r], d.MaxDays)
+		s, ok := shiftDate(v, func() int { return shifts.days(patients[r]) })
 		if !ok {
 			return fmt.Errorf("shift dates: row %d, column %q: not a date in a known layout (YYYY-MM-DD and similar): %w", r+1, name, ErrSpec)
 		}
 		dates[r] = s
 	}
 	return nil
+}
+
+// patientShifts remembers each patient's date shift over a column.
+type patientShifts struct {
+	mac     *keyedMAC
+	maxDays int
+	memo    map[string]int
+}
+
+func (ps patientShifts) days(patient string) int {
+	d, ok := ps.memo[patient]
+	if !ok {
+		d = shiftOf(ps.mac.of(patient), ps.maxDays)
+		ps.memo[patient] = d
+	}
+	return d
 }
 
 // microAggregateColumn replaces a numeric column's values by the mean of

@@ -21,6 +21,7 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"github.com/medsec/medsec/internal/alerts"
+	"github.com/medsec/medsec/internal/audit"
 	"github.com/medsec/medsec/internal/hospital"
 	"github.com/medsec/medsec/internal/identity"
 	"github.com/medsec/medsec/internal/keys"
@@ -273,12 +274,23 @@ func testVerifyRecordsTampering(t *testing.T, b lifecycletest.Backend) {
 	if _, err := f.h.DB.Exec(ctx, `UPDATE audit_events SET event = ? WHERE chain = ? AND idx = 1`, []byte(`{"index":1,"actor":"mallory"}`), f.h.Config.Audit.Chain); err != nil {
 		t.Fatal(err)
 	}
+	before, _, err := audit.LatestCheckpoint(ctx, f.h.DB, f.h.Config.Audit.Chain)
+	if err != nil {
+		t.Fatal(err)
+	}
 	v, err := Verify(ctx, f.h, "test")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if v.OK || v.FirstBad != 1 {
 		t.Errorf("verification of a changed event: ok %v, first bad %d; want a failure at 1", v.OK, v.FirstBad)
+	}
+	// a failed verification must not sign a checkpoint over the changed log
+	if _, err := Verify(ctx, f.h, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if after, _, err := audit.LatestCheckpoint(ctx, f.h.DB, f.h.Config.Audit.Chain); err != nil || after != before {
+		t.Errorf("latest checkpoint after failed verifications = %d, %v; want %d, none signed over the changed log", after, err, before)
 	}
 	last, err := LastVerification(ctx, f.h.DB)
 	if err != nil || last.OK || last.FirstBad != 1 {

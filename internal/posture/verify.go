@@ -53,20 +53,24 @@ type Verified struct {
 	By         string    `json:"by"`
 }
 
-// Verify checks the whole audit log against its signed checkpoints and
-// records the result (with an audit event, and an alert when it fails),
+// Verify checks the whole audit log against its signed checkpoints, signs
+// a new checkpoint when it verified, and records the result (with an audit event, and an alert when it fails),
 // so the posture check knows when the log last verified. by names who ran
 // it (a staff id, "cli:…", "serve").
 func Verify(ctx context.Context, h *hospital.Hospital, by string) (Verified, error) {
 	if err := Prepare(ctx, h.DB); err != nil {
 		return Verified{}, err
 	}
-	if _, err := h.Audit.Checkpoint(ctx); err != nil {
-		return Verified{}, err
-	}
 	v, err := h.Verifier().Verify(ctx)
 	if err != nil && !errors.Is(err, audit.ErrTampered) {
 		return Verified{}, err
+	}
+	// Sign a checkpoint only over a log that verified: one taken first
+	// would vouch for whatever was changed since the last.
+	if v.OK {
+		if _, err := h.Audit.Checkpoint(ctx); err != nil {
+			return Verified{}, err
+		}
 	}
 	rec := Verified{At: time.Now(), OK: v.OK, Events: v.Events, Checkpoint: v.Checkpoint, FirstBad: v.FirstBad, Summary: v.Summary(), By: by}
 	return rec, record(ctx, h, rec)

@@ -49,10 +49,14 @@ and every file searched for identifying values left in plaintext.`,
 				enc := json.NewEncoder(out)
 				enc.SetIndent("", "  ")
 				err = enc.Encode(rep)
+				if generated && rep.Dir != "" {
+					// stdout stays one JSON object; the secret goes to the person
+					fmt.Fprintf(cmd.ErrOrStderr(), "key passphrase of the kept installation in %s: %s (export MEDSEC_PASSPHRASE=… to open it)\n", rep.Dir, opt.Passphrase)
+				}
 			} else {
 				printReport(out, rep)
 				if generated && rep.Dir != "" {
-					fmt.Fprintf(out, "  key passphrase               %s  (export MEDSEC_PASSPHRASE=… to open the kept installation)\n", opt.Passphrase)
+					fmt.Fprintf(out, "  key passphrase         %s  (export MEDSEC_PASSPHRASE=… to open the kept installation)\n", opt.Passphrase)
 				}
 			}
 			if err != nil || !serve {
@@ -74,37 +78,31 @@ func printReport(w io.Writer, r *demo.Report) {
 		}
 		return "NO"
 	}
-	fmt.Fprintf(w, "\nmedsec demo: %s, in %.1f s\n", r.Hospital, float64(r.DurationMS)/1000)
-	fmt.Fprintf(w, "  patients registered          %d (identities sealed per patient)\n", len(r.Patients))
-	fmt.Fprintf(w, "  records stored / read        %d / %d (each read audited first)\n", r.Records.Stored, r.Records.Read)
-	fmt.Fprintf(w, "  audit log                    %d events, verified: %s\n", r.Audit.Events, ok(r.Audit.Verified))
-	fmt.Fprintf(w, "  crypto-shredded patient      %s\n", r.Destruction.Pseudonym)
-	fmt.Fprintf(w, "    read now fails with        %s\n", r.Destruction.ReadError)
-	fmt.Fprintf(w, "    audit still verifies       %s\n", ok(r.Destruction.AuditVerifiedAfter))
-	fmt.Fprintf(w, "  prescription to a pharmacy   opened: %s, one-byte change detected: %s, receipt imported: %s\n",
+	line := func(label, f string, a ...any) { fmt.Fprintf(w, "  %-20s "+f+"\n", append([]any{label}, a...)...) }
+	fmt.Fprintf(w, "\nmedsec demo: %s, %.1f s\n\n", r.Hospital, float64(r.DurationMS)/1000)
+	line("patients", "%d registered, identities sealed with per-patient keys", len(r.Patients))
+	line("device readings", "%d sent, %d stored via %s, %d forged refused", r.PHD.Sent, r.PHD.Stored, r.PHD.Gateway, r.PHD.RejectedForged)
+	line("imaging CD", "%d images stored (%d study), %d quarantined", r.Imaging.Stored, r.Imaging.Studies, r.Imaging.Quarantined)
+	line("records", "%d stored, %d read, each read audited first", r.Records.Stored, r.Records.Read)
+	line("access (policy)", "nurse other ward %s, physician own patient %s, break-glass %s, researcher no consent %s",
+		r.Access["nurse_other_ward"], r.Access["physician_own_patient"], r.Access["break_glass"], r.Access["researcher_no_consent"])
+	line("provision", "pharmacy opened the prescription: %s, one-byte change caught: %s, receipt imported: %s",
 		ok(r.Provision.Opened), ok(r.Provision.TamperDetected), ok(r.Provision.ReceiptImported))
-	for _, f := range r.Provision.Flows {
-		fmt.Fprintf(w, "    %-8s to %-15s %s\n", f.Purpose, f.Recipient, f.Outcome)
-	}
-	fmt.Fprintf(w, "  erasure on request           %s: %d records shredded, %d copies outside asked back, plaintext left %d, audit verifies: %s\n",
-		r.Erasure.Patient, r.Erasure.Records, r.Erasure.CopiesOutside, r.Erasure.PlaintextLeft, ok(r.Erasure.AuditVerified))
-	fmt.Fprintf(w, "    a current patient's request %s\n", r.Erasure.Refused)
+	d := r.Dataset
+	line("AI dataset", "%d rows of %d consented patients, k=%d, risk %.3f (limit %.2f), manifest verified: %s, stale after a withdrawal: %s",
+		d.Rows, d.Consented, d.K, d.Risk, d.RiskLimit, ok(d.ManifestVerified), ok(d.StaleAfterWithdrawal && d.TracedStale))
+	line("erasure", "%s on request: %d sealed record(s) shredded, %d copy(ies) outside asked back, plaintext left %d",
+		r.Trace.Patient, r.Erasure.Records, r.Erasure.CopiesOutside, r.Erasure.PlaintextLeft)
+	line("crypto-shredding", "%s: a read now fails with \"%s\"", r.Destruction.Pseudonym, r.Destruction.ReadError)
+	line("audit log", "%d events, verified: %s (after destruction: %s)", r.Audit.Events, ok(r.Audit.Verified), ok(r.Destruction.AuditVerifiedAfter))
+	line("plaintext PHI", "%d found in %d file reads of the data directory", r.Plaintext.Hits, r.Plaintext.FilesScanned)
 	for i, lines := range [][]string{r.Trace.Before, r.Trace.After} {
-		fmt.Fprintf(w, "  trace of %s %s\n", r.Trace.Patient, []string{"before", "after"}[i])
+		fmt.Fprintf(w, "\n  where %s's data is, %s erasure:\n", r.Trace.Patient, []string{"before", "after"}[i])
 		for _, l := range lines {
 			fmt.Fprintf(w, "    %s\n", l)
 		}
 	}
-	fmt.Fprintf(w, "  device readings (PHD)        %d sent, %d stored via %s, %d forged refused\n", r.PHD.Sent, r.PHD.Stored, r.PHD.Gateway, r.PHD.RejectedForged)
-	fmt.Fprintf(w, "  imaging CD import (PACS)     %d images stored (%d study), %d quarantined\n", r.Imaging.Stored, r.Imaging.Studies, r.Imaging.Quarantined)
-	for _, why := range r.Imaging.Why {
-		fmt.Fprintf(w, "    kept out                   %s\n", why)
-	}
-	d := r.Dataset
-	fmt.Fprintf(w, "  AI dataset %s %d rows of %d patients (%d candidates, %d consented), k=%d, risk %.3f ≤ %.2f, manifest verified: %s, one-byte change detected: %s, stale after a withdrawal: %s\n",
-		d.ID, d.Rows, d.Patients, d.Candidates, d.Consented, d.K, d.Risk, d.RiskLimit, ok(d.ManifestVerified), ok(d.TamperDetected), ok(d.StaleAfterWithdrawal && d.TracedStale))
-	fmt.Fprintf(w, "  plaintext PHI in data files  %d found in %d file reads\n", r.Plaintext.Hits, r.Plaintext.FilesScanned)
 	if r.Dir != "" {
-		fmt.Fprintf(w, "  data directory (kept)        %s\n", r.Dir)
+		fmt.Fprintf(w, "\n  data directory (kept)  %s\n", r.Dir)
 	}
 }

@@ -148,13 +148,13 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 	}
 	// Search the files while the database is open (its WAL and shared
 	// memory exist) and again after it closed.
-	if err := s.scanPlaintext(); err != nil {
+	if err := s.scanPlaintext("with the database open (WAL and shared memory present)"); err != nil {
 		return nil, err
 	}
 	if err := s.close(ctx); err != nil {
 		return nil, err
 	}
-	if err := s.scanPlaintext(); err != nil {
+	if err := s.scanPlaintext("after the database closed"); err != nil {
 		return nil, err
 	}
 	s.rep.DurationMS = time.Since(start).Milliseconds()

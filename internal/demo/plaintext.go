@@ -45,7 +45,7 @@ func ScanPlaintext(dir string, needles [][]byte) (int, []string, error) {
 	return files, hits, err
 }
 
-func (s *scenario) scanPlaintext() error {
+func (s *scenario) scanPlaintext(when string) error {
 	n, hits, err := ScanPlaintext(s.opt.Dir, append(Needles(s.rep.Patients), s.extraNeedles...))
 	if err != nil {
 		return err
@@ -53,6 +53,6 @@ func (s *scenario) scanPlaintext() error {
 	s.rep.Plaintext.FilesScanned += n
 	s.rep.Plaintext.Hits += len(hits)
 	s.rep.Plaintext.Where = append(s.rep.Plaintext.Where, hits...)
-	s.opt.Log("searched %d files of the data directory for every name, RRN and phone number of the demo's patients (and the research cohort's phone numbers): %d found in plaintext", n, len(hits))
+	s.opt.Log("%s, searched %d files of the data directory for every name, RRN and phone number of the demo's patients (and the research cohort's phone numbers): %d found in plaintext", when, n, len(hits))
 	return nil
 }

@@ -2,9 +2,11 @@ package guard
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 
 	"github.com/schollz/progressbar/v3"
@@ -50,8 +52,29 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		cfg.Progress = barProgress(bar)
 		defer bar.Finish()
 	}
-	rep, err := New(cfg).Scan(ctx, fs.Args()...)
-	return finish(rep, err, *asJSON, stdout, stderr)
+	paths, missing := splitMissing(fs.Args())
+	if len(paths) == 0 {
+		fmt.Fprintf(stderr, "medsec scan: %v\n", missing)
+		return ExitError
+	}
+	rep, err := New(cfg).Scan(ctx, paths...)
+	return finish(rep, errors.Join(missing, err), *asJSON, stdout, stderr)
+}
+
+// splitMissing keeps the paths that exist (a dangling link among them is
+// the scan's finding); a path that does not exist at all is a mistyped
+// name or unmounted media, an error rather than a clean scan.
+func splitMissing(args []string) ([]string, error) {
+	var paths []string
+	var missing error
+	for _, p := range args {
+		if _, err := os.Lstat(p); errors.Is(err, fs.ErrNotExist) {
+			missing = errors.Join(missing, fmt.Errorf("%s does not exist: check the path, or mount the media first", p))
+			continue
+		}
+		paths = append(paths, p)
+	}
+	return paths, missing
 }
 
 func mainConfig(ctx context.Context, clamdAddr, denyPath string) (Config, error) {

@@ -33,6 +33,11 @@ func TestMain_(t *testing.T) {
 		{"no paths", nil, ExitError, nil},
 		{"bad deny list", []string{"--deny", filepath.Join(root, "missing"), root}, ExitError, nil},
 		{"clamd down", []string{"--clamd", "unix:" + filepath.Join(root, "no.sock"), root}, ExitError, nil},
+		// A mistyped path or an unmounted CD is an error, not a clean scan;
+		// the paths that exist are still scanned.
+		{"missing path", []string{filepath.Join(root, "nowhere")}, ExitError, nil},
+		{"missing beside clean", []string{filepath.Join(root, "nowhere"), clean}, ExitError, []string{"scanned 1 files"}},
+		{"missing beside malicious", []string{filepath.Join(root, "nowhere"), root}, ExitMalicious, []string{"MALICIOUS: 1 files"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

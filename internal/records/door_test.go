@@ -292,6 +292,12 @@ func TestDestroy(t *testing.T) {
 		if _, err := f.door.Records(ctx, doc, reg.ID, Filter{Class: ClassObservation}); !errors.Is(err, keys.ErrDestroyed) {
 			t.Errorf("records after destruction: got %v, want ErrDestroyed", err)
 		}
+		// The registration desk gets the clear error, not a portal token
+		// that then fails to authenticate.
+		if _, _, err := f.door.IssuePortalAccess(ctx, Request{Who: f.clerk, Purpose: "TREAT"}, reg.ID, time.Minute); !errors.Is(err, keys.ErrDestroyed) ||
+			!strings.Contains(err.Error(), "REQUEST erasure #9") {
+			t.Errorf("portal access after destruction: got %v, want the destroyed error", err)
+		}
 		ids, err := f.door.FindPatient(ctx, doc, "rrn", alice.RRN)
 		if err != nil || len(ids) != 0 {
 			t.Errorf("find by RRN after destruction: %v, %v; want nothing", ids, err)

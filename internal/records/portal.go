@@ -66,6 +66,12 @@ func (d *Door) IssuePortalAccess(ctx context.Context, req Request, patientID str
 	if err := d.authorize(ctx, a); err != nil {
 		return "", time.Time{}, err
 	}
+	if facts.Destroyed { // say when and why, rather than issue a token that cannot sign in
+		if _, err = d.patientKey(ctx, facts); err == nil {
+			err = fmt.Errorf("%w: patient %s was destroyed", ErrNotFound, facts.Pseudonym)
+		}
+		return "", time.Time{}, d.auditFailure(ctx, a, err)
+	}
 	raw := make([]byte, 32)
 	rand.Read(raw)
 	token := portalPrefix + base64.RawURLEncoding.EncodeToString(raw)

@@ -5,7 +5,9 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -119,6 +121,23 @@ func TestGatewayRefuses(t *testing.T) {
 		})
 	}
 	p.waitStored(p.patient.ID, 3) // first (1 reading) and late (2), once each
+	checkRejectedCounted(t, p.gw, map[phd.Reason]int{phd.ReasonBadSignature: 1, phd.ReasonCertificateMismatch: 2,
+		phd.ReasonReplayDuplicate: 1, phd.ReasonReplayTooOld: 1, phd.ReasonTimestampFuture: 1, phd.ReasonTooLarge: 1,
+		phd.ReasonMalformed: 1, devices.ReasonCertificateMissing: 1, devices.ReasonCertificateUntrusted: 1})
+}
+
+// checkRejectedCounted reads the gateway's Prometheus metrics and checks
+// that each refusal was counted under its reason.
+func checkRejectedCounted(t *testing.T, gw *gateway.Gateway, want map[phd.Reason]int) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	gw.MetricsHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	for reason, n := range want {
+		line := fmt.Sprintf("medsec_gateway_rejected_total{reason=%q} %d\n", reason, n)
+		if !strings.Contains(rec.Body.String(), line) {
+			t.Errorf("metrics lack %q", strings.TrimSpace(line))
+		}
+	}
 }
 
 func checkRefused(t *testing.T, err error, status int, reason phd.Reason) {

@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -83,6 +85,9 @@ import's id and the --media kind instead. Exit status 1 when any file was
 quarantined or could not be imported.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := mediaExists(args); err != nil {
+				return err
+			}
 			scan, err := sf.config(cmd)
 			if err != nil {
 				return err
@@ -108,7 +113,7 @@ quarantined or could not be imported.`,
 			if err != nil {
 				return err
 			}
-			if rep.Quarantined+rep.Failed > 0 {
+			if rep.Quarantined+rep.Failed+rep.Unreadable > 0 {
 				return exitError{code: 1}
 			}
 			return nil
@@ -120,6 +125,18 @@ quarantined or could not be imported.`,
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the import report as JSON")
 	sf.add(cmd)
 	return cmd
+}
+
+// mediaExists refuses a path that is not there (mistyped, or the media
+// not mounted) before the import starts, rather than reporting it as one
+// unreadable file of an import that otherwise succeeds.
+func mediaExists(paths []string) error {
+	for _, p := range paths {
+		if _, err := os.Lstat(p); errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("import: %s does not exist: check the path, or mount the media first", p)
+		}
+	}
+	return nil
 }
 
 // scanBar is a progress bar on a terminal and nothing elsewhere.

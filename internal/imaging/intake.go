@@ -252,7 +252,7 @@ func (r *importRun) report(scan *guard.Report) *Report {
 		for _, f := range scan.Files {
 			o, ok := r.done[f.Path]
 			if !ok {
-				o = FileOutcome{Path: f.Path, Outcome: Unreadable, Findings: f.Findings, Reason: "the file could not be read; nothing was imported or kept"}
+				o = FileOutcome{Path: f.Path, Outcome: Unreadable, Findings: f.Findings, Reason: unreadableReason(f.Findings)}
 			}
 			out.add(o)
 		}
@@ -260,6 +260,15 @@ func (r *importRun) report(scan *guard.Report) *Report {
 	sort.SliceStable(out.Files, func(i, j int) bool { return out.Files[i].Path < out.Files[j].Path })
 	out.Studies = len(r.studies)
 	return out
+}
+
+// unreadableReason says why the scanner could not read a file (a link
+// loop, a permission), as its finding does.
+func unreadableReason(fs []guard.Finding) string {
+	if len(fs) > 0 {
+		return fs[0].Reason + "; nothing was imported or kept"
+	}
+	return "the file could not be read; nothing was imported or kept"
 }
 
 func (rep *Report) add(o FileOutcome) {

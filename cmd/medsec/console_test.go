@@ -13,6 +13,7 @@ import (
 
 	"github.com/pquerna/otp/totp"
 
+	"github.com/medsec/medsec/internal/console"
 	"github.com/medsec/medsec/internal/hospital"
 	"github.com/medsec/medsec/internal/identity"
 	"github.com/medsec/medsec/internal/keys"
@@ -77,5 +78,44 @@ func TestServeMetricsNeedSignIn(t *testing.T) {
 	}
 	if status, body := get(token); status != http.StatusOK || !strings.Contains(body, "go_goroutines") {
 		t.Errorf("metrics for the IT administrator's session: %d, want 200 with the metrics", status)
+	}
+
+	// A scraper's long-lived token reads the metrics, nothing else, and
+	// stops at once when revoked.
+	admin, err := h.Staff.Sessions.Authenticate(ctx, token, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, scrape, err := console.CreateScrapeToken(ctx, h, admin, "prometheus-01")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, body := get(scrape); status != http.StatusOK || !strings.Contains(body, "go_goroutines") {
+		t.Errorf("metrics with a scrape token: %d, want 200 with the metrics", status)
+	}
+	if status, _ := get(scrape[:len(scrape)-1] + "X"); status != http.StatusUnauthorized {
+		t.Errorf("metrics with a scrape token whose secret is changed: %d, want 401", status)
+	}
+	noFollow := ts.Client()
+	noFollow.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	req, _ := http.NewRequest(http.MethodGet, ts.URL+"/console/audit", nil)
+	req.Header.Set("Authorization", "Bearer "+scrape)
+	req.AddCookie(&http.Cookie{Name: "__Host-medsec-staff", Value: scrape})
+	resp, err := noFollow.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusOK {
+		t.Errorf("the console's audit page with a scrape token: %d, want a sign-in", resp.StatusCode)
+	}
+	if err := console.RevokeScrapeToken(ctx, h, admin, st.ID); err != nil {
+		t.Fatal(err)
+	}
+	if status, _ := get(scrape); status != http.StatusUnauthorized {
+		t.Errorf("metrics with a revoked scrape token: %d, want 401", status)
+	}
+	if _, _, err := console.CreateScrapeToken(ctx, h, identity.Principal{Staff: identity.Staff{ID: "st_x", Username: "nurse", Role: identity.RoleNurse}}, "x"); err == nil {
+		t.Error("a nurse created a scrape token")
 	}
 }

@@ -68,7 +68,7 @@ AI datasets, sealed provision to other organizations, and crypto-shredding.`,
 	root.PersistentFlags().String("db", "", "PostgreSQL connection string (postgres://…) instead of the embedded SQLite file")
 	root.AddCommand(newInitCmd(), newDemoCmd(), newServeCmd(), newKeysCmd(), newAuditCmd(), newVersionCmd(), newPolicyCmd(), newAnomalyCmd(),
 		newRecipientCmd(), newProvideCmd(), newPackageCmd(), newProvisionCmd(), newLifecycleCmd(), newPatientCmd(), newTraceCmd(),
-		newDeviceCmd(), newGatewayCmd(), newBenchCmd())
+		newDeviceCmd(), newGatewayCmd(), newBenchCmd(), newMetricsCmd())
 	root.AddCommand(newScanCmd(), newImportCmd(), newQuarantineCmd(), newImagingCmd(), newDeidCmd(), newGuardCmd(), newDatasetCmd(), newRiskCmd())
 	root.AddCommand(newCheckCmd(), newLoginCmd(), newLogoutCmd())
 	return root

@@ -204,3 +204,18 @@ func newLogoutCmd() *cobra.Command {
 	cmd.MarkFlagRequired("as")
 	return cmd
 }
+
+// asStaff opens the installation, signs in the member of staff named by
+// --as and runs fn.
+func asStaff(cmd *cobra.Command, fn func(h *hospital.Hospital, by identity.Principal) error) error {
+	h, err := openHospital(cmd)
+	if err != nil {
+		return err
+	}
+	defer h.Close(cmd.Context())
+	by, err := staffPrincipal(cmd, h)
+	if err != nil {
+		return err
+	}
+	return fn(h, by)
+}

@@ -104,6 +104,9 @@ func (c *Console) prepare(ctx context.Context, opt Options) error {
 	if err := posture.Prepare(ctx, c.h.DB); err != nil {
 		return err
 	}
+	if err := PrepareScrapeTokens(ctx, c.h.DB); err != nil {
+		return err
+	}
 	if err := c.loadDisplay(opt.Display); err != nil {
 		return err
 	}

@@ -14,8 +14,9 @@ var metricsRoles = []string{identity.RoleSecurityOfficer, identity.RoleITAdmin}
 // GuardMetrics serves next (the Prometheus metrics) only to a staff
 // session of the security officer or the IT administrator: the console's
 // session cookie in a browser, or the session's token as a bearer token
-// (Authorization: Bearer …) for a scraper. Anyone else gets 401 and
-// nothing about the server's traffic.
+// (Authorization: Bearer …), or a scrape token (CreateScrapeToken) for a
+// Prometheus scraper, which reads the metrics and nothing else. Anyone
+// else gets 401 and nothing about the server's traffic.
 func (c *Console) GuardMetrics(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		token := ""
@@ -24,6 +25,15 @@ func (c *Console) GuardMetrics(next http.Handler) http.Handler {
 		}
 		if auth, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
 			token = strings.TrimSpace(auth)
+		}
+		if strings.HasPrefix(token, scrapePrefix) {
+			if err := checkScrapeToken(r.Context(), c.h.DB, token); err != nil {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="medsec metrics", error="invalid_token"`)
+				http.Error(w, "this metrics scrape token is unknown or revoked: create a new one with medsec metrics token create", http.StatusUnauthorized)
+				return
+			}
+			next.ServeHTTP(w, r)
+			return
 		}
 		p, err := c.h.Staff.Sessions.Authenticate(r.Context(), token, source(r))
 		if err != nil || !slices.Contains(metricsRoles, p.Role) {

@@ -4,17 +4,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/hmac"
-	"crypto/sha256"
 	"database/sql"
 	"errors"
 	"fmt"
-	"hash"
 	"io/fs"
 	"runtime"
 	"sort"
 
 	"github.com/transparency-dev/merkle/compact"
-	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/medsec/medsec/internal/store"
@@ -175,8 +172,13 @@ const verifyChunkSize = 16384
 // worker hashes its rows and checks their MACs as it reads them, and the
 // tree is extended in order.
 func (vf *Verifier) walk(ctx context.Context, res *Verification, cps []Checkpoint) error {
+	// Two queries: SQLite answers a lone MIN or MAX from the primary key,
+	// but both in one query scan the whole table.
 	var lo, hi sql.NullInt64
-	if err := vf.DB.QueryRow(ctx, `SELECT MIN(idx), MAX(idx) FROM audit_events WHERE chain = ?`, vf.Chain).Scan(&lo, &hi); err != nil {
+	if err := vf.DB.QueryRow(ctx, `SELECT MIN(idx) FROM audit_events WHERE chain = ?`, vf.Chain).Scan(&lo); err != nil {
+		return fmt.Errorf("read audit events: %w", err)
+	}
+	if err := vf.DB.QueryRow(ctx, `SELECT MAX(idx) FROM audit_events WHERE chain = ?`, vf.Chain).Scan(&hi); err != nil {
 		return fmt.Errorf("read audit events: %w", err)
 	}
 	if lo.Valid && lo.Int64 < 0 {
@@ -217,16 +219,16 @@ func produceChunks(ctx context.Context, end uint64, ordered, jobs chan<- *verify
 }
 
 func (vf *Verifier) chunkWorker(ctx context.Context, jobs <-chan *verifyChunk) {
-	h := sha256.New()
-	mac := hmac.New(sha256.New, vf.MACKey)
+	var h leafHasher
+	mac := newRowMACer(vf.MACKey, vf.Chain)
 	for c := range jobs {
-		c.err = vf.readChunk(ctx, c, h, mac)
+		c.err = vf.readChunk(ctx, c, &h, mac)
 		close(c.done)
 	}
 }
 
 // readChunk hashes the chunk's rows straight from the driver's buffers.
-func (vf *Verifier) readChunk(ctx context.Context, c *verifyChunk, h, mac hash.Hash) error {
+func (vf *Verifier) readChunk(ctx context.Context, c *verifyChunk, h *leafHasher, mac *rowMACer) error {
 	rows, err := vf.DB.Query(ctx, `SELECT idx, event, mac FROM audit_events WHERE chain = ? AND idx >= ? AND idx < ? ORDER BY idx`,
 		vf.Chain, int64(c.from), int64(c.to))
 	if err != nil {
@@ -235,18 +237,14 @@ func (vf *Verifier) readChunk(ctx context.Context, c *verifyChunk, h, mac hash.H
 	defer rows.Close()
 	c.idx = make([]int64, 0, c.to-c.from)
 	c.hashes = make([][32]byte, 0, c.to-c.from)
-	var sum [32]byte
+	var idx int64
+	var ev, m sql.RawBytes
 	for rows.Next() {
-		var idx int64
-		var ev, m sql.RawBytes
 		if err := rows.Scan(&idx, &ev, &m); err != nil {
 			return err
 		}
-		h.Reset()
-		h.Write([]byte{rfc6962.RFC6962LeafHashPrefix})
-		h.Write(ev)
-		h.Sum(sum[:0])
-		if c.bad < 0 && !hmac.Equal(rowMAC(mac, vf.Chain, uint64(idx), sum[:]), m) {
+		sum := h.sum(ev)
+		if c.bad < 0 && !hmac.Equal(mac.mac(uint64(idx), sum[:]), m) {
 			c.bad = len(c.idx)
 		}
 		c.idx = append(c.idx, idx)
@@ -258,7 +256,7 @@ func (vf *Verifier) readChunk(ctx context.Context, c *verifyChunk, h, mac hash.H
 // fold checks order and MACs chunk by chunk, extends the tree and compares
 // its root with each checkpoint as the tree reaches the checkpoint's size.
 func (vf *Verifier) fold(res *Verification, cps []Checkpoint, ordered <-chan *verifyChunk) error {
-	rng := (&compact.RangeFactory{Hash: hasher.HashChildren}).NewEmptyRange(0)
+	rng := (&compact.RangeFactory{Hash: hashChildren}).NewEmptyRange(0)
 	next := 0 // next checkpoint to check
 	for next < len(cps) && cps[next].Size == 0 {
 		if !bytes.Equal(cps[next].Root, hasher.EmptyRoot()) {

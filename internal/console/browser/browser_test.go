@@ -302,7 +302,8 @@ func csrfAttempt(t *testing.T, ctx context.Context, s *site) {
 <script>document.getElementById("f").submit()</script></body></html>`, target)
 	}))
 	defer evil.Close()
-	do(t, ctx, chromedp.Navigate(evil.URL), chromedp.Sleep(1500*time.Millisecond))
+	do(t, ctx, chromedp.Navigate(evil.URL))
+	arrived(t, ctx, s.url)
 	left, err := s.h.Alerts.List(context.Background(), alerts.Filter{OpenOnly: true})
 	if err != nil {
 		t.Fatal(err)
@@ -313,6 +314,20 @@ func csrfAttempt(t *testing.T, ctx context.Context, s *site) {
 		}
 	}
 	t.Errorf("a cross-site form acknowledged alert %s", as[0].ID)
+}
+
+// arrived waits until the browser shows a page of the console: the forged
+// form was posted and answered, so the check after it is not vacuous.
+func arrived(t *testing.T, ctx context.Context, base string) {
+	t.Helper()
+	for range 300 {
+		if where, err := chromedp.Run(ctx, chromedp.Location()); err == nil && strings.HasPrefix(where, base) {
+			do(t, ctx, chromedp.WaitReady(chromedp.CSS("body")))
+			return
+		}
+		do(t, ctx, chromedp.Sleep(50*time.Millisecond))
+	}
+	t.Fatal("the forged form never reached the console: the CSRF check would prove nothing")
 }
 
 // patientWithdraws signs in to the portal as the demo patient and

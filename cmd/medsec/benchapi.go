@@ -75,6 +75,7 @@ policy, audited durably and unsealed.`,
 // benchFixture is the installation the bench reads from.
 type benchFixture struct {
 	dir, pass, token string
+	dsn              string // PostgreSQL instead of SQLite when set
 	ids              []string
 	pool             *x509.CertPool
 }
@@ -110,11 +111,11 @@ func prepareBench(ctx context.Context, n int) (*benchFixture, error) {
 
 func (fx *benchFixture) fill(ctx context.Context, n int) error {
 	_, err := hospital.Init(ctx, hospital.InitOptions{Dir: fx.dir, Profile: "small", HospitalName: "bench", Passphrase: []byte(fx.pass),
-		AdminPassword: "violet harbor lantern " + fx.pass, KDF: keys.KDFParams{Time: 1, MemoryKiB: 8 * 1024, Threads: 1}})
+		AdminPassword: "violet harbor lantern " + fx.pass, KDF: keys.KDFParams{Time: 1, MemoryKiB: 8 * 1024, Threads: 1}, DSN: fx.dsn})
 	if err != nil {
 		return err
 	}
-	h, err := hospital.Open(ctx, fx.dir, hospital.OpenOptions{Passphrase: []byte(fx.pass)})
+	h, err := hospital.Open(ctx, fx.dir, hospital.OpenOptions{Passphrase: []byte(fx.pass), DSN: fx.dsn})
 	if err != nil {
 		return err
 	}
@@ -169,39 +170,62 @@ func (fx *benchFixture) observations(ctx context.Context, h *hospital.Hospital, 
 	return nil
 }
 
-// startServer runs `medsec serve` on a free loopback port and waits until
-// it answers.
+// serveProc is a `medsec serve` child process.
+type serveProc struct {
+	cmd  *exec.Cmd
+	addr string
+}
+
+// stop interrupts the server (a clean shutdown) and waits for it.
+func (p *serveProc) stop() {
+	p.cmd.Process.Signal(os.Interrupt)
+	p.cmd.Wait()
+}
+
+// kill ends the server with SIGKILL, as a crash would, and reaps it.
+func (p *serveProc) kill() {
+	p.cmd.Process.Kill()
+	p.cmd.Wait()
+}
+
+// startServer runs `medsec serve` (this binary) on a free loopback port.
 func startServer(ctx context.Context, fx *benchFixture) (string, func(), error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, err
-	}
-	addr := ln.Addr().String()
-	ln.Close()
 	self, err := os.Executable()
 	if err != nil {
 		return "", nil, err
 	}
-	child := exec.CommandContext(ctx, self, "serve", "--data", fx.dir, "--listen", addr)
-	child.Env = append(os.Environ(), "MEDSEC_PASSPHRASE="+fx.pass)
-	child.Stdout, child.Stderr = io.Discard, io.Discard
-	if err := child.Start(); err != nil {
+	p, err := startServe(ctx, self, fx)
+	if err != nil {
 		return "", nil, err
 	}
-	stop := func() {
-		child.Process.Signal(os.Interrupt)
-		child.Wait()
+	return p.addr, p.stop, nil
+}
+
+// startServe runs bin serve on a free loopback port and waits until it
+// answers.
+func startServe(ctx context.Context, bin string, fx *benchFixture) (*serveProc, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	p := &serveProc{addr: ln.Addr().String()}
+	ln.Close()
+	p.cmd = exec.CommandContext(ctx, bin, "serve", "--data", fx.dir, "--listen", p.addr)
+	p.cmd.Env = append(os.Environ(), "MEDSEC_PASSPHRASE="+fx.pass)
+	p.cmd.Stdout, p.cmd.Stderr = io.Discard, io.Discard
+	if err := p.cmd.Start(); err != nil {
+		return nil, err
 	}
 	client := fx.client(1)
 	for range 100 {
-		if res, err := client.Get("https://" + addr + "/healthz"); err == nil {
+		if res, err := client.Get("https://" + p.addr + "/healthz"); err == nil {
 			res.Body.Close()
-			return addr, stop, nil
+			return p, nil
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	stop()
-	return "", nil, errors.New("medsec serve did not answer within 10 s")
+	p.stop()
+	return nil, errors.New("medsec serve did not answer within 10 s")
 }
 
 func (fx *benchFixture) client(conns int) *http.Client {

@@ -162,15 +162,17 @@ func TestRejectsIncompleteEvent(t *testing.T) {
 	}
 }
 
+type tamperCase struct {
+	name    string
+	tamper  func(t *testing.T, f *fixture)
+	wantBad int64
+}
+
 // TestTamper changes the stored log behind medsec's back, with SQL, and
 // checks that Verify names the first bad index.
 func TestTamper(t *testing.T) {
 	const n = 120
-	cases := []struct {
-		name    string
-		tamper  func(t *testing.T, f *fixture)
-		wantBad int64
-	}{
+	cases := []tamperCase{
 		{"change", func(t *testing.T, f *fixture) {
 			f.exec(t, `UPDATE audit_events SET event = ? WHERE idx = 37`, f.leaf(t, 37, "patient.read", "patient.list"))
 		}, 37},
@@ -218,11 +220,25 @@ func TestTamper(t *testing.T) {
 			f.exec(t, `UPDATE audit_heads SET size = 0, frontier = ?`, []byte{})
 		}, 0},
 	}
+	for _, chunk := range []uint64{verifyChunkSize, 16} {
+		t.Run(fmt.Sprintf("chunks of %d", chunk), func(t *testing.T) {
+			defer func(old uint64) { verifyChunkSize = old }(verifyChunkSize)
+			verifyChunkSize = chunk
+			testTamper(t, n, cases)
+		})
+	}
+}
+
+// testTamper runs the tamper cases on every backend.
+func testTamper(t *testing.T, n int, cases []tamperCase) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
 				f := newFixture(t, reopen(t, db))
 				f.appendN(t, n)
+				if _, err := f.vf.Verify(context.Background()); err != nil {
+					t.Fatalf("verify before %s: %v", tc.name, err)
+				}
 				tc.tamper(t, f)
 				v, err := f.vf.Verify(context.Background())
 				if !errors.Is(err, ErrTampered) {

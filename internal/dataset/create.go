@@ -173,7 +173,11 @@ func newDatasetID() string {
 }
 
 func (s *Service) newJob(ctx context.Context, r CreateRequest, dir string) (*job, error) {
-	jb := &job{s: s, req: r, dir: dir, secret: newSecret()}
+	secret, err := s.jobSecret(ctx, r.Spec)
+	if err != nil {
+		return nil, err
+	}
+	jb := &job{s: s, req: r, dir: dir, secret: secret}
 	jb.info = Info{ID: newDatasetID(), Name: r.Spec.Name, Purpose: r.Spec.Purpose, Classes: r.Spec.Classes(), State: StateBuilding,
 		CreatedBy: r.Who.ID, Created: s.cfg.Now(), Location: r.Out, specDigest: SpecDigest(r.SpecYAML)}
 	jb.info.secret = s.sealSecret(jb.info.ID, jb.secret)
@@ -190,6 +194,25 @@ func (s *Service) newJob(ctx context.Context, r CreateRequest, dir string) (*job
 		return nil, jb.fail(ctx, fmt.Errorf("write job journal: %w", err))
 	}
 	return jb, nil
+}
+
+// jobSecret is a fresh secret, or the secret of the dataset the spec
+// links with: complete and made for the same purpose.
+func (s *Service) jobSecret(ctx context.Context, spec *Spec) ([]byte, error) {
+	if spec.LinkWith == "" {
+		return newSecret(), nil
+	}
+	prior, err := s.Get(ctx, spec.LinkWith)
+	if err != nil {
+		return nil, fmt.Errorf("dataset spec: link_with: %w", err)
+	}
+	switch {
+	case prior.State != StateComplete:
+		return nil, specErr("link_with %s: that dataset is %s, not complete", prior.ID, prior.State)
+	case prior.Purpose != spec.Purpose:
+		return nil, specErr("link_with %s: that dataset was made for %s, this one is for %s; datasets of different purposes are never linked", prior.ID, prior.Purpose, spec.Purpose)
+	}
+	return s.openSecret(prior)
 }
 
 func (s *Service) resumeJob(ctx context.Context, r CreateRequest, dir string) (*job, error) {

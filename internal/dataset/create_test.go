@@ -345,3 +345,42 @@ func TestSecondDatasetUnlinkable(t *testing.T) {
 		}
 	}
 }
+
+// TestLinkedDatasetSharesPseudonyms: a spec that says link_with gets the
+// earlier dataset's pseudonyms (a follow-up extract joins the first), says
+// so in its manifest, and is refused for a dataset that does not exist or
+// was made for another purpose.
+func TestLinkedDatasetSharesPseudonyms(t *testing.T) {
+	f := newFixture(t, lifecycletest.SQLite, 80)
+	first := f.mustCreate(t, dataset.SyntheticSpec(5), dataset.FormatCSV)
+	one := readData(t, first.Dir, nil)
+	f.out = filepath.Join(t.TempDir(), "two")
+	linked := f.mustCreate(t, dataset.SyntheticSpec(5)+"link_with: "+first.Info.ID+"\n", dataset.FormatCSV)
+	two := readData(t, linked.Dir, nil)
+	seen := map[string]bool{}
+	for _, r := range one.Rows {
+		seen[r[0]] = true
+	}
+	shared := 0
+	for _, r := range two.Rows {
+		if seen[r[0]] {
+			shared++
+		}
+	}
+	if shared == 0 || shared < len(two.Rows)*9/10 {
+		t.Errorf("%d of %d pseudonyms of the linked dataset appear in the first; want (nearly) all", shared, len(two.Rows))
+	}
+	if linked.Manifest.Dataset.LinkedWith != first.Info.ID {
+		t.Errorf("manifest linked_with = %q, want %s", linked.Manifest.Dataset.LinkedWith, first.Info.ID)
+	}
+
+	f.out = filepath.Join(t.TempDir(), "three")
+	if _, err := f.create(t, dataset.SyntheticSpec(5)+"link_with: ds_nosuchdataset\n", dataset.FormatCSV); !errors.Is(err, dataset.ErrNotFound) {
+		t.Errorf("link_with an unknown dataset: %v, want ErrNotFound", err)
+	}
+	other := strings.Replace(dataset.SyntheticSpec(5), "purpose: MLTRAINING", "purpose: HRESCH", 1) + "link_with: " + first.Info.ID + "\n"
+	f.out = filepath.Join(t.TempDir(), "four")
+	if _, err := f.create(t, other, dataset.FormatCSV); !errors.Is(err, dataset.ErrSpec) || !strings.Contains(err.Error(), "never linked") {
+		t.Errorf("link_with a dataset of another purpose: %v, want a spec error", err)
+	}
+}

@@ -58,6 +58,9 @@ type ManifestHead struct {
 	Format      string    `json:"format"`
 	Rows        int       `json:"rows"`
 	Columns     []string  `json:"columns"`
+	// LinkedWith is the earlier dataset whose pseudonyms and date shifts
+	// this one shares (the spec's link_with); empty when unlinkable.
+	LinkedWith string `json:"linked_with,omitempty"`
 }
 
 // ManifestSpec is the spec the dataset was made from, verbatim.

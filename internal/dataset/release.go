@@ -279,7 +279,7 @@ func (jb *job) manifest(rel *released, entry FileEntry, lin datasetLineage) (*Ma
 		Format: ManifestFormat,
 		Dataset: ManifestHead{ID: jb.info.ID, Name: spec.Name, Description: spec.Description, Purpose: spec.Purpose,
 			Hospital: jb.s.cfg.HospitalID, CreatedBy: jb.info.CreatedBy, Created: jb.info.Created.UTC(), Format: jb.j.Output,
-			Rows: len(res.Table.Rows), Columns: res.Table.Columns},
+			Rows: len(res.Table.Rows), Columns: res.Table.Columns, LinkedWith: spec.LinkWith},
 		Spec:   ManifestSpec{SHA256: jb.info.specDigest, YAML: string(jb.req.SpecYAML)},
 		Policy: ManifestPolicy{SHA256: pd, Decided: jb.cohort.Policies, Flags: jb.cohort.Flags},
 		Code:   codeVersion(),
@@ -385,6 +385,9 @@ func (jb *job) register(ctx context.Context, rel *released, lin datasetLineage, 
 		}
 		reason := fmt.Sprintf("%d rows of %d patients (%d candidates, %d excluded); %s reached k=%d; prosecutor risk max %.3f, per patient %.3f; manifest sha256 %s",
 			m.Cohort.Rows, m.Cohort.Patients, m.Cohort.Candidates, m.Cohort.Excluded, m.Privacy.Model, m.Privacy.Reached.K, m.Risk.ProsecutorMax, m.Risk.PatientMax, digest)
+		if m.Dataset.LinkedWith != "" {
+			reason += "; pseudonyms linkable with " + m.Dataset.LinkedWith
+		}
 		_, err = s.cfg.Audit.AppendTx(ctx, tx, s.event(jb.req.Who.ID, jb.req.Who.Role, "dataset.create", jb.req.Spec.Purpose, jb.info.ID, audit.Success, reason))
 		return err
 	})

@@ -64,6 +64,12 @@ type Spec struct {
 	Deid tabular.Spec `yaml:"deid"`
 	// Format is parquet (default), csv or ndjson; a command-line flag wins.
 	Format string `yaml:"format,omitempty"`
+	// LinkWith names an earlier, complete dataset (ds_…) of the same
+	// purpose whose secret this one reuses: the same patient gets the same
+	// pseudonym and date shift in both, so a follow-up extract joins the
+	// first. Without it every dataset has a fresh secret and no two can be
+	// joined. Each release's risk is measured on its own, not on the join.
+	LinkWith string `yaml:"link_with,omitempty"`
 }
 
 // Cohort names the patients and records a dataset draws on.
@@ -188,6 +194,8 @@ func (s *Spec) checkHead() error {
 		return specErr("rows %q: want record or patient", s.Rows)
 	case s.Format != "" && !validFormat(s.Format):
 		return specErr("format %q: want parquet, csv or ndjson", s.Format)
+	case s.LinkWith != "" && (!strings.HasPrefix(s.LinkWith, "ds_") || strings.ContainsAny(s.LinkWith, " \t/")):
+		return specErr("link_with %q: want the id of an earlier dataset (ds_…, as medsec dataset list shows)", s.LinkWith)
 	}
 	return nil
 }

@@ -29,6 +29,25 @@ type KDFParams struct {
 	Threads   uint8  `json:"threads"`
 }
 
+// Bounds of the argon2id parameters a key file may carry.
+const (
+	maxKDFTime      = 64
+	maxKDFMemoryKiB = 4 * 1024 * 1024 // 4 GiB
+)
+
+// check refuses parameters argon2 cannot use or that no medsec writes.
+func (k KDFParams) check() error {
+	switch {
+	case k.Time < 1 || k.Time > maxKDFTime:
+		return fmt.Errorf("argon2id time %d is outside 1..%d", k.Time, maxKDFTime)
+	case k.Threads < 1:
+		return errors.New("argon2id threads must be at least 1")
+	case k.MemoryKiB < 8*uint32(k.Threads) || k.MemoryKiB > maxKDFMemoryKiB:
+		return fmt.Errorf("argon2id memory %d KiB is outside %d..%d KiB", k.MemoryKiB, 8*uint32(k.Threads), maxKDFMemoryKiB)
+	}
+	return nil
+}
+
 // DefaultKDF follows RFC 9106's second recommended option, scaled to two
 // threads: about a quarter second on a small server.
 var DefaultKDF = KDFParams{Time: 3, MemoryKiB: 64 * 1024, Threads: 2}
@@ -68,6 +87,9 @@ func CreateKeyFile(path string, passphrase []byte, kdf KDFParams) (*LocalProvide
 	if len(passphrase) < 8 {
 		return nil, errors.New("create key file: the passphrase must be at least 8 characters")
 	}
+	if err := kdf.check(); err != nil {
+		return nil, fmt.Errorf("create key file: %w", err)
+	}
 	if _, err := os.Stat(path); err == nil {
 		return nil, fmt.Errorf("create key file %s: %w", path, fs.ErrExist)
 	}
@@ -92,6 +114,12 @@ func OpenKeyFile(path string, passphrase []byte) (*LocalProvider, error) {
 	}
 	if !hmacEqual(p.file.Summary, p.file.summary()) {
 		return nil, fmt.Errorf("%w: %s is damaged (its checksum does not match)", ErrKeyFile, path)
+	}
+	// The checksum is not a secret: a file written by someone else can
+	// carry any parameters, and argon2 panics on zero ones or takes all
+	// the memory asked for.
+	if err := p.file.KDF.check(); err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrKeyFile, path, err)
 	}
 	p.pass = passAEAD(passphrase, p.file.Salt, p.file.KDF)
 	for _, k := range p.file.Keys {

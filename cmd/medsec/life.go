@@ -13,6 +13,7 @@ import (
 
 	"github.com/medsec/medsec/internal/console"
 	"github.com/medsec/medsec/internal/hospital"
+	"github.com/medsec/medsec/internal/identity"
 	"github.com/medsec/medsec/internal/lifecycle"
 	"github.com/medsec/medsec/internal/provision"
 	"github.com/medsec/medsec/internal/records"
@@ -209,4 +210,26 @@ func startRetention(ctx context.Context, h *hospital.Hospital, every time.Durati
 	}
 	go lifecycle.Every(ctx, every, job, func(err error) { logger.Error("life cycle", "error", err) })
 	return nil
+}
+
+// withLife opens the installation's life-cycle services, runs fn and
+// closes them.
+func withLife(cmd *cobra.Command, fn func(l *life) error) error {
+	l, err := openLife(cmd, nil)
+	if err != nil {
+		return err
+	}
+	defer l.close(cmd.Context())
+	return fn(l)
+}
+
+// asLifeStaff is withLife for the member of staff named by --as.
+func asLifeStaff(cmd *cobra.Command, fn func(l *life, by identity.Principal) error) error {
+	return withLife(cmd, func(l *life) error {
+		by, err := staffPrincipal(cmd, l.h)
+		if err != nil {
+			return err
+		}
+		return fn(l, by)
+	})
 }

@@ -14,6 +14,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/medsec/medsec/internal/alerts"
+	"github.com/medsec/medsec/internal/identity"
 	"github.com/medsec/medsec/internal/lifecycle"
 	"github.com/medsec/medsec/internal/records"
 )
@@ -118,17 +119,14 @@ func newLifecycleScheduleCmd() *cobra.Command {
 			if write {
 				return adoptProfile(cmd, dir, profile)
 			}
-			l, err := openLife(cmd, nil)
-			if err != nil {
+			return withLife(cmd, func(l *life) error {
+				out, err := yaml.Marshal(l.engine.Schedule())
+				if err != nil {
+					return err
+				}
+				_, err = cmd.OutOrStdout().Write(out)
 				return err
-			}
-			defer l.close(cmd.Context())
-			out, err := yaml.Marshal(l.engine.Schedule())
-			if err != nil {
-				return err
-			}
-			_, err = cmd.OutOrStdout().Write(out)
-			return err
+			})
 		},
 	}
 	cmd.Flags().StringVar(&profile, "profile", "", "an example profile: kr or us")
@@ -164,21 +162,14 @@ func newLifecycleHoldCmd() *cobra.Command {
 			if patient == "" && class == "" && !all {
 				return errors.New("name what the hold covers: --patient, --class, both, or --all")
 			}
-			l, err := openLife(cmd, nil)
-			if err != nil {
-				return err
-			}
-			defer l.close(cmd.Context())
-			by, err := staffPrincipal(cmd, l.h)
-			if err != nil {
-				return err
-			}
-			h, err := l.engine.PlaceHold(cmd.Context(), by, lifecycle.Hold{PatientID: patient, Class: class, Reason: reason})
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "hold %s placed on %s: %s\n", h.ID, h.Scope(), h.Reason)
-			return nil
+			return asLifeStaff(cmd, func(l *life, by identity.Principal) error {
+				h, err := l.engine.PlaceHold(cmd.Context(), by, lifecycle.Hold{PatientID: patient, Class: class, Reason: reason})
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "hold %s placed on %s: %s\n", h.ID, h.Scope(), h.Reason)
+				return nil
+			})
 		},
 	}
 	place.Flags().StringVar(&patient, "patient", "", "the patient's id")
@@ -197,20 +188,13 @@ func newHoldReleaseCmd() *cobra.Command {
 		Short: "Release a legal hold; the data it kept is subject to retention again",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			l, err := openLife(cmd, nil)
-			if err != nil {
-				return err
-			}
-			defer l.close(cmd.Context())
-			by, err := staffPrincipal(cmd, l.h)
-			if err != nil {
-				return err
-			}
-			if err := l.engine.ReleaseHold(cmd.Context(), by, args[0], reason); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "hold %s released\n", args[0])
-			return nil
+			return asLifeStaff(cmd, func(l *life, by identity.Principal) error {
+				if err := l.engine.ReleaseHold(cmd.Context(), by, args[0], reason); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "hold %s released\n", args[0])
+				return nil
+			})
 		},
 	}
 	cmd.Flags().StringVar(&reason, "reason", "", "why")
@@ -225,21 +209,18 @@ func newHoldListCmd() *cobra.Command {
 		Short: "List the legal holds in force (--all: released ones too)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			l, err := openLife(cmd, nil)
-			if err != nil {
-				return err
-			}
-			defer l.close(cmd.Context())
-			hs, err := l.engine.Holds(cmd.Context(), all)
-			if err != nil {
-				return err
-			}
-			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "HOLD\tCOVERS\tREASON\tPLACED\tBY\tRELEASED")
-			for _, h := range hs {
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", h.ID, h.Scope(), h.Reason, day(h.Placed), h.PlacedBy, day(h.Released))
-			}
-			return w.Flush()
+			return withLife(cmd, func(l *life) error {
+				hs, err := l.engine.Holds(cmd.Context(), all)
+				if err != nil {
+					return err
+				}
+				w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+				fmt.Fprintln(w, "HOLD\tCOVERS\tREASON\tPLACED\tBY\tRELEASED")
+				for _, h := range hs {
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", h.ID, h.Scope(), h.Reason, day(h.Placed), h.PlacedBy, day(h.Released))
+				}
+				return w.Flush()
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&all, "all", false, "include released holds")
@@ -256,27 +237,24 @@ func newLifecycleAlertsCmd() *cobra.Command {
 		Short: "List the life cycle's open alerts (overdue packages, copies outside after an erasure)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			l, err := openLife(cmd, nil)
-			if err != nil {
-				return err
-			}
-			defer l.close(cmd.Context())
-			var as []alerts.Alert
-			for _, k := range lifeAlerts {
-				some, err := l.h.Alerts.List(cmd.Context(), alerts.Filter{OpenOnly: !all, Kind: k})
-				if err != nil {
-					return err
+			return withLife(cmd, func(l *life) error {
+				var as []alerts.Alert
+				for _, k := range lifeAlerts {
+					some, err := l.h.Alerts.List(cmd.Context(), alerts.Filter{OpenOnly: !all, Kind: k})
+					if err != nil {
+						return err
+					}
+					as = append(as, some...)
 				}
-				as = append(as, some...)
-			}
-			if asJSON {
-				return printJSON(cmd.OutOrStdout(), as)
-			}
-			for _, a := range as {
-				fmt.Fprintf(cmd.OutOrStdout(), "%s  %-20s %-8s %s\n", a.Created.UTC().Format(time.RFC3339), a.Kind, a.Severity, a.Summary)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%d alerts\n", len(as))
-			return nil
+				if asJSON {
+					return printJSON(cmd.OutOrStdout(), as)
+				}
+				for _, a := range as {
+					fmt.Fprintf(cmd.OutOrStdout(), "%s  %-20s %-8s %s\n", a.Created.UTC().Format(time.RFC3339), a.Kind, a.Severity, a.Summary)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%d alerts\n", len(as))
+				return nil
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&all, "all", false, "include acknowledged alerts")
@@ -328,30 +306,27 @@ func newPatientEraseCmd() *cobra.Command {
 		Short: "Destroy the patient's data on request, unless retention law or a legal hold forbids it now (then say until when)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			l, err := openLife(cmd, nil)
-			if err != nil {
-				return err
-			}
-			defer l.close(cmd.Context())
-			// An erasure is carried out by a signed-in security officer
-			// (the policy decides for them), never by whoever runs the CLI.
-			by, err := staffPrincipal(cmd, l.h)
-			if err != nil {
-				return err
-			}
-			r.By = &by
-			if r.Received == "" {
-				r.Received = by.ID
-			}
-			e, err := l.engine.Erase(cmd.Context(), r)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "patient %s erased: crypto-shredded with %d records\n", e.Patient, e.Records)
-			for _, o := range e.Outside {
-				fmt.Fprintf(cmd.OutOrStdout(), "  still outside: %s at %s (%s); its destruction was requested (medsec lifecycle alerts)\n", o.Place, o.Holder, o.State)
-			}
-			return nil
+			return withLife(cmd, func(l *life) error {
+				// An erasure is carried out by a signed-in security officer
+				// (the policy decides for them), never by whoever runs the CLI.
+				by, err := staffPrincipal(cmd, l.h)
+				if err != nil {
+					return err
+				}
+				r.By = &by
+				if r.Received == "" {
+					r.Received = by.ID
+				}
+				e, err := l.engine.Erase(cmd.Context(), r)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "patient %s erased: crypto-shredded with %d records\n", e.Patient, e.Records)
+				for _, o := range e.Outside {
+					fmt.Fprintf(cmd.OutOrStdout(), "  still outside: %s at %s (%s); its destruction was requested (medsec lifecycle alerts)\n", o.Place, o.Holder, o.State)
+				}
+				return nil
+			})
 		},
 	}
 	cmd.Flags().StringVar(&r.PatientID, "patient", "", "the patient's id")
@@ -377,20 +352,17 @@ func newPatientExportCmd() *cobra.Command {
 		Short: "Give the patient a copy of their whole record as a FHIR Bundle",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			l, err := openLife(cmd, nil)
-			if err != nil {
-				return err
-			}
-			defer l.close(cmd.Context())
-			p, err := patientPrincipal(cmd, l.h, patient)
-			if err != nil {
-				return err
-			}
-			b, err := l.engine.ExportForPatient(cmd.Context(), p, ref)
-			if err != nil {
-				return err
-			}
-			return writeOut(cmd, out, append(b, '\n'), 0o600)
+			return withLife(cmd, func(l *life) error {
+				p, err := patientPrincipal(cmd, l.h, patient)
+				if err != nil {
+					return err
+				}
+				b, err := l.engine.ExportForPatient(cmd.Context(), p, ref)
+				if err != nil {
+					return err
+				}
+				return writeOut(cmd, out, append(b, '\n'), 0o600)
+			})
 		},
 	}
 	patientReadFlags(cmd, &patient)
@@ -408,28 +380,25 @@ func newPatientHistoryCmd() *cobra.Command {
 		Short: "List who read, wrote, exported or was refused the patient's record, when and why",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			l, err := openLife(cmd, nil)
-			if err != nil {
-				return err
-			}
-			defer l.close(cmd.Context())
-			p, err := patientPrincipal(cmd, l.h, patient)
-			if err != nil {
-				return err
-			}
-			evs, err := l.h.Door.AccessHistory(cmd.Context(), p, records.AuditFilter{Limit: 1000})
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return printJSON(cmd.OutOrStdout(), evs)
-			}
-			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "TIME\tWHO\tROLE\tACTION\tPURPOSE\tOUTCOME")
-			for _, e := range evs {
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.UTC().Format(time.RFC3339), e.Actor, e.Role, e.Action, e.Purpose, e.Outcome)
-			}
-			return w.Flush()
+			return withLife(cmd, func(l *life) error {
+				p, err := patientPrincipal(cmd, l.h, patient)
+				if err != nil {
+					return err
+				}
+				evs, err := l.h.Door.AccessHistory(cmd.Context(), p, records.AuditFilter{Limit: 1000})
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return printJSON(cmd.OutOrStdout(), evs)
+				}
+				w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+				fmt.Fprintln(w, "TIME\tWHO\tROLE\tACTION\tPURPOSE\tOUTCOME")
+				for _, e := range evs {
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.UTC().Format(time.RFC3339), e.Actor, e.Role, e.Action, e.Purpose, e.Outcome)
+				}
+				return w.Flush()
+			})
 		},
 	}
 	patientReadFlags(cmd, &patient)
@@ -446,20 +415,17 @@ func newTraceCmd() *cobra.Command {
 		Short: "Show every place a patient's data is or went, and the life-cycle stage of each",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			l, err := openLife(cmd, nil)
-			if err != nil {
-				return err
-			}
-			defer l.close(cmd.Context())
-			m, err := traceFor(cmd, l, patient)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return printJSON(cmd.OutOrStdout(), m)
-			}
-			printTrace(cmd.OutOrStdout(), m)
-			return nil
+			return withLife(cmd, func(l *life) error {
+				m, err := traceFor(cmd, l, patient)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return printJSON(cmd.OutOrStdout(), m)
+				}
+				printTrace(cmd.OutOrStdout(), m)
+				return nil
+			})
 		},
 	}
 	cmd.Flags().StringVar(&patient, "patient", "", "the patient's id")

@@ -13,6 +13,7 @@ import (
 	"filippo.io/age"
 	"github.com/spf13/cobra"
 
+	"github.com/medsec/medsec/internal/identity"
 	"github.com/medsec/medsec/internal/lifecycle"
 	"github.com/medsec/medsec/internal/provision"
 )
@@ -49,22 +50,15 @@ for how long it may keep a package.`,
 				return fmt.Errorf("--retention: %w", err)
 			}
 			r.Agreement.Purposes, r.Agreement.Classes = splitFlag(purposes), splitFlag(classes)
-			l, err := openLife(cmd, nil)
-			if err != nil {
-				return err
-			}
-			defer l.close(cmd.Context())
-			by, err := staffPrincipal(cmd, l.h)
-			if err != nil {
-				return err
-			}
-			added, err := l.prov.AddRecipient(cmd.Context(), by, r)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "registered %s (%s, %s): purposes %s; classes %s; %s data; keep at most %s\n", added.ID, added.Kind, added.Name,
-				strings.Join(added.Agreement.Purposes, ","), strings.Join(added.Agreement.Classes, ","), added.Agreement.Form, added.Agreement.Retention)
-			return nil
+			return asLifeStaff(cmd, func(l *life, by identity.Principal) error {
+				added, err := l.prov.AddRecipient(cmd.Context(), by, r)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "registered %s (%s, %s): purposes %s; classes %s; %s data; keep at most %s\n", added.ID, added.Kind, added.Name,
+					strings.Join(added.Agreement.Purposes, ","), strings.Join(added.Agreement.Classes, ","), added.Agreement.Form, added.Agreement.Retention)
+				return nil
+			})
 		},
 	}
 	f := cmd.Flags()
@@ -92,29 +86,26 @@ func newRecipientListCmd() *cobra.Command {
 		Short: "List the registered recipients and their agreements",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			l, err := openLife(cmd, nil)
-			if err != nil {
-				return err
-			}
-			defer l.close(cmd.Context())
-			rs, err := l.prov.Recipients(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return printJSON(cmd.OutOrStdout(), rs)
-			}
-			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "ID\tKIND\tNAME\tPURPOSES\tCLASSES\tFORM\tKEEP\tSTATE")
-			for _, r := range rs {
-				state := "active"
-				if !r.Disabled.IsZero() {
-					state = "disabled " + day(r.Disabled)
+			return withLife(cmd, func(l *life) error {
+				rs, err := l.prov.Recipients(cmd.Context())
+				if err != nil {
+					return err
 				}
-				a := r.Agreement
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Kind, r.Name, strings.Join(a.Purposes, ","), strings.Join(a.Classes, ","), a.Form, a.Retention, state)
-			}
-			return w.Flush()
+				if asJSON {
+					return printJSON(cmd.OutOrStdout(), rs)
+				}
+				w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+				fmt.Fprintln(w, "ID\tKIND\tNAME\tPURPOSES\tCLASSES\tFORM\tKEEP\tSTATE")
+				for _, r := range rs {
+					state := "active"
+					if !r.Disabled.IsZero() {
+						state = "disabled " + day(r.Disabled)
+					}
+					a := r.Agreement
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Kind, r.Name, strings.Join(a.Purposes, ","), strings.Join(a.Classes, ","), a.Form, a.Retention, state)
+				}
+				return w.Flush()
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
@@ -128,20 +119,13 @@ func newRecipientDisableCmd() *cobra.Command {
 		Short: "Stop all further provision to a recipient (its open packages still await receipts)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			l, err := openLife(cmd, nil)
-			if err != nil {
-				return err
-			}
-			defer l.close(cmd.Context())
-			by, err := staffPrincipal(cmd, l.h)
-			if err != nil {
-				return err
-			}
-			if err := l.prov.DisableRecipient(cmd.Context(), by, args[0], reason); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "disabled %s\n", args[0])
-			return nil
+			return asLifeStaff(cmd, func(l *life, by identity.Principal) error {
+				if err := l.prov.DisableRecipient(cmd.Context(), by, args[0], reason); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "disabled %s\n", args[0])
+				return nil
+			})
 		},
 	}
 	cmd.Flags().StringVar(&reason, "reason", "", "why")
@@ -171,31 +155,26 @@ The package is written to --out for transfer to the recipient.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			r.Classes = splitFlag(what)
-			l, err := openLife(cmd, nil)
-			if err != nil {
-				return err
-			}
-			defer l.close(cmd.Context())
-			if r.Who, err = staffPrincipal(cmd, l.h); err != nil {
-				return err
-			}
-			p, err := l.prov.Provide(cmd.Context(), r)
-			if err != nil {
-				return err
-			}
-			if out == "" {
-				out = p.Entry.ID + ".mspkg"
-			}
-			if err := writeOut(cmd, out, p.Package, 0o600); err != nil {
-				return fmt.Errorf("write package: %w (it is recorded in the ledger as %s; send nothing else)", err, p.Entry.ID)
-			}
-			e := p.Entry
-			fmt.Fprintf(cmd.ErrOrStderr(), "package %s for %s (%s): %s, %s data for %s; sha256 %s; destroy by %s; written to %s\n",
-				e.ID, e.Recipient, e.RecipientKind, strings.Join(e.Classes, ","), e.Form, e.Purpose, e.Digest, e.Deadline.UTC().Format(time.RFC3339), out)
-			if e.Withheld > 0 {
-				fmt.Fprintf(cmd.ErrOrStderr(), "  %d free-text records withheld: they cannot be de-identified here\n", e.Withheld)
-			}
-			return nil
+			return asLifeStaff(cmd, func(l *life, by identity.Principal) error {
+				r.Who = by
+				p, err := l.prov.Provide(cmd.Context(), r)
+				if err != nil {
+					return err
+				}
+				if out == "" {
+					out = p.Entry.ID + ".mspkg"
+				}
+				if err := writeOut(cmd, out, p.Package, 0o600); err != nil {
+					return fmt.Errorf("write package: %w (it is recorded in the ledger as %s; send nothing else)", err, p.Entry.ID)
+				}
+				e := p.Entry
+				fmt.Fprintf(cmd.ErrOrStderr(), "package %s for %s (%s): %s, %s data for %s; sha256 %s; destroy by %s; written to %s\n",
+					e.ID, e.Recipient, e.RecipientKind, strings.Join(e.Classes, ","), e.Form, e.Purpose, e.Digest, e.Deadline.UTC().Format(time.RFC3339), out)
+				if e.Withheld > 0 {
+					fmt.Fprintf(cmd.ErrOrStderr(), "  %d free-text records withheld: they cannot be de-identified here\n", e.Withheld)
+				}
+				return nil
+			})
 		},
 	}
 	f := cmd.Flags()
@@ -365,17 +344,14 @@ func newProvisionReceiptCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			l, err := openLife(cmd, nil)
-			if err != nil {
-				return err
-			}
-			defer l.close(cmd.Context())
-			e, err := l.prov.ImportReceipt(cmd.Context(), raw)
-			if err != nil {
-				return fmt.Errorf("receipt %s refused: %w", args[0], err)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "package %s: destroyed by %s on %s; receipt verified; ledger entry closed\n", e.ID, e.Recipient, e.Destroyed.UTC().Format(time.RFC3339))
-			return nil
+			return withLife(cmd, func(l *life) error {
+				e, err := l.prov.ImportReceipt(cmd.Context(), raw)
+				if err != nil {
+					return fmt.Errorf("receipt %s refused: %w", args[0], err)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "package %s: destroyed by %s on %s; receipt verified; ledger entry closed\n", e.ID, e.Recipient, e.Destroyed.UTC().Format(time.RFC3339))
+				return nil
+			})
 		},
 	}
 }
@@ -388,30 +364,27 @@ func newProvisionLedgerCmd() *cobra.Command {
 		Short: "List the packages sent: to whom, why, on what basis, digest, deadline, receipt",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			l, err := openLife(cmd, nil)
-			if err != nil {
-				return err
-			}
-			defer l.close(cmd.Context())
-			f := provision.Filter{Open: open}
-			if patient != "" {
-				f.Patient = l.h.Door.Pseudonym(patient)
-			}
-			es, err := l.prov.Entries(cmd.Context(), f)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return printJSON(cmd.OutOrStdout(), es)
-			}
-			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "PACKAGE\tRECIPIENT\tPATIENT\tPURPOSE\tCLASSES\tFORM\tSENT\tDESTROY BY\tSTATE")
-			now := time.Now()
-			for _, e := range es {
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.Recipient, e.Patient, e.Purpose, strings.Join(e.Classes, ","), e.Form,
-					day(e.Created), day(e.Deadline), e.State(now))
-			}
-			return w.Flush()
+			return withLife(cmd, func(l *life) error {
+				f := provision.Filter{Open: open}
+				if patient != "" {
+					f.Patient = l.h.Door.Pseudonym(patient)
+				}
+				es, err := l.prov.Entries(cmd.Context(), f)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return printJSON(cmd.OutOrStdout(), es)
+				}
+				w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+				fmt.Fprintln(w, "PACKAGE\tRECIPIENT\tPATIENT\tPURPOSE\tCLASSES\tFORM\tSENT\tDESTROY BY\tSTATE")
+				now := time.Now()
+				for _, e := range es {
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.Recipient, e.Patient, e.Purpose, strings.Join(e.Classes, ","), e.Form,
+						day(e.Created), day(e.Deadline), e.State(now))
+				}
+				return w.Flush()
+			})
 		},
 	}
 	cmd.Flags().StringVar(&patient, "patient", "", "only this patient's packages")
@@ -456,13 +429,10 @@ func newProvisionKeyCmd() *cobra.Command {
 		Short: "Print the hospital's public key, which recipients check packages with",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			l, err := openLife(cmd, nil)
-			if err != nil {
-				return err
-			}
-			defer l.close(cmd.Context())
-			fmt.Fprintln(cmd.OutOrStdout(), l.prov.HospitalKey())
-			return nil
+			return withLife(cmd, func(l *life) error {
+				fmt.Fprintln(cmd.OutOrStdout(), l.prov.HospitalKey())
+				return nil
+			})
 		},
 	}
 }

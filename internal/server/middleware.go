@@ -3,6 +3,7 @@ package server
 import (
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -25,19 +26,37 @@ func securityHeaders(next http.Handler) http.Handler {
 	})
 }
 
-// limitBody caps request bodies; a handler reading past the cap gets an
-// error and answers 413.
-func limitBody(n int64) func(http.Handler) http.Handler {
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.ContentLength > n {
-				http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
-				return
-			}
-			r.Body = http.MaxBytesReader(w, r.Body, n)
-			next.ServeHTTP(w, r)
-		})
+// defaultBodyLimit caps the body of every request but those to a mount
+// given its own limit (MountWithLimit).
+const defaultBodyLimit = 8 << 20
+
+// limitBody caps request bodies at the limit of the mount the path is
+// routed to; a handler reading past the cap gets an error and answers 413.
+func (s *Server) limitBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := s.bodyLimit(r)
+		if r.ContentLength > n {
+			http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, n)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// bodyLimit is the limit of the mount whose pattern prefixes the path the
+// router routes on (the escaped path when there is one, as chi does).
+func (s *Server) bodyLimit(r *http.Request) int64 {
+	p := r.URL.RawPath
+	if p == "" {
+		p = r.URL.Path
 	}
+	for pattern, n := range s.limits {
+		if p == pattern || strings.HasPrefix(p, pattern+"/") {
+			return n
+		}
+	}
+	return defaultBodyLimit
 }
 
 // metrics counts requests and their latency by route pattern and status

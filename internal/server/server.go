@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -32,6 +33,7 @@ type Server struct {
 	tls      *tls.Config
 	registry *prometheus.Registry
 	log      *slog.Logger
+	limits   map[string]int64 // body limits of mounts, by pattern
 }
 
 // Options tunes a server.
@@ -57,7 +59,7 @@ func New(h *hospital.Hospital, opt Options) (*Server, error) {
 		}
 		s.tls = &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}}
 	}
-	s.router.Use(securityHeaders, limitBody(8<<20), s.metrics())
+	s.router.Use(securityHeaders, s.limitBody, s.metrics())
 	s.router.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
@@ -67,7 +69,19 @@ func New(h *hospital.Hospital, opt Options) (*Server, error) {
 }
 
 // Mount attaches a capability's handler under pattern (e.g. "/fhir").
+// Request bodies are capped at 8 MiB.
 func (s *Server) Mount(pattern string, h http.Handler) { s.router.Mount(pattern, h) }
+
+// MountWithLimit attaches a handler whose requests may carry bodies of up
+// to limit bytes (uploads of imaging media) instead of 8 MiB. Call it
+// before Serve.
+func (s *Server) MountWithLimit(pattern string, limit int64, h http.Handler) {
+	if s.limits == nil {
+		s.limits = map[string]int64{}
+	}
+	s.limits[strings.TrimSuffix(pattern, "/")] = limit
+	s.router.Mount(pattern, h)
+}
 
 // Registry is where capabilities register their Prometheus metrics.
 func (s *Server) Registry() *prometheus.Registry { return s.registry }

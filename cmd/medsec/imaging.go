@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,6 +23,7 @@ import (
 	"github.com/medsec/medsec/internal/identity"
 	"github.com/medsec/medsec/internal/imaging"
 	"github.com/medsec/medsec/internal/records"
+	"github.com/medsec/medsec/internal/server"
 )
 
 // openIntake builds the imaging intake of an open installation.
@@ -34,6 +36,21 @@ func openIntake(cmd *cobra.Command, h *hospital.Hospital, scan guard.Config) (*i
 // quarantined files and an erasure destroys them.
 func imagingSource(ctx context.Context, h *hospital.Hospital) (*imaging.Intake, error) {
 	return imaging.New(ctx, imaging.Config{DB: h.DB, Keys: h.Keys, Audit: h.Audit, Door: h.Door, Alerts: h.Alerts})
+}
+
+// mountImaging serves the import API at /imaging/import when the PACS
+// capability is on: uploads of up to maxBytes, scanned with scan.
+func mountImaging(ctx context.Context, srv *server.Server, h *hospital.Hospital, scan guard.Config, maxBytes int64, logger *slog.Logger) error {
+	if !h.Config.Capabilities.PACS {
+		return nil
+	}
+	in, err := imaging.New(ctx, imaging.Config{DB: h.DB, Keys: h.Keys, Audit: h.Audit, Door: h.Door, Alerts: h.Alerts, Scan: scan})
+	if err != nil {
+		return err
+	}
+	api := imaging.NewAPI(in, imaging.APIOptions{Sessions: h.Staff.Sessions, MaxBytes: maxBytes, Logger: logger})
+	srv.MountWithLimit("/imaging", api.MaxBytes(), api.Handler())
+	return nil
 }
 
 // scanFlags are the scanner options import shares with scan.

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/medsec/medsec/internal/fhirapi"
+	"github.com/medsec/medsec/internal/imaging"
 	"github.com/medsec/medsec/internal/server"
 )
 
@@ -17,11 +18,17 @@ func newServeCmd() *cobra.Command {
 	var listen string
 	var anomalyEvery time.Duration
 	var retentionEvery time.Duration
+	var importMax int64
+	var sf scanFlags
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the hospital server: records API, device-data ingestion, console and patient portal over HTTPS",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			scan, err := sf.config(cmd)
+			if err != nil {
+				return err
+			}
 			h, err := openHospital(cmd)
 			if err != nil {
 				return err
@@ -37,6 +44,9 @@ func newServeCmd() *cobra.Command {
 			}
 			srv.Mount("/fhir", fhirapi.New(h, fhirapi.Options{Logger: logger, Documents: h.Documents}))
 			if err := mountGuard(cmd.Context(), srv, h); err != nil {
+				return err
+			}
+			if err := mountImaging(cmd.Context(), srv, h, scan, importMax, logger); err != nil {
 				return err
 			}
 			if _, err := mountConsole(cmd.Context(), srv, h, logger); err != nil {
@@ -62,5 +72,7 @@ func newServeCmd() *cobra.Command {
 	cmd.Flags().StringVar(&listen, "listen", "", "address to listen on (default: server.listen of the configuration)")
 	cmd.Flags().DurationVar(&anomalyEvery, "anomaly-every", 5*time.Minute, "scan the audit log for access anomalies this often (0: never; `medsec anomaly scan` runs one on demand)")
 	cmd.Flags().DurationVar(&retentionEvery, "retention-every", 24*time.Hour, "run retention and the overdue check this often (0: never)")
+	cmd.Flags().Int64Var(&importMax, "import-max-bytes", imaging.DefaultMaxUploadBytes, "largest upload POST /imaging/import takes, in bytes (default a CD); held in memory while it is imported")
+	sf.add(cmd) // scanner options of the imaging import API
 	return cmd
 }

@@ -208,7 +208,7 @@ func checkOfficer(d Decision) error {
 // refuse audits a refused read or decision and returns cause.
 func (in *Intake) refuse(ctx context.Context, who identity.Principal, resource, action string, cause error) error {
 	outcome := audit.Failed
-	if errors.Is(cause, ErrNotOfficer) {
+	if errors.Is(cause, ErrNotOfficer) || errors.Is(cause, ErrNotImporter) {
 		outcome = audit.Denied
 	}
 	ev := audit.Event{Time: in.now(), Actor: actorOf(who), Role: who.Role, Action: action, Resource: resource,

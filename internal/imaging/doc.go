@@ -5,7 +5,11 @@
 // patient's data key, indexed by study, series and instance UID and
 // matched to the patient by medical record number, with the 128-byte
 // preamble zeroed; everything that fails is kept in quarantine with its
-// findings.
+// findings. Media arrive from `medsec import` (Intake.Import) or as one
+// upload to `medsec serve` (API, Intake.ImportUpload: a file, zip or
+// .iso held in memory, sent by a signed-in member of staff whose role is
+// in ImportRoles); both take the same path through the scanner, the door
+// and the quarantine.
 //
 // A quarantined file may belong to no known patient, so it is sealed with
 // a data key of its own (package keys), and deleting it destroys that

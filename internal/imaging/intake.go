@@ -151,13 +151,15 @@ type Request struct {
 // words about the media that reach the audit log and the alerts.
 var MediaKinds = []string{"cd", "dvd", "usb", "iso", "zip", "folder", "file", "upload", "network"}
 
-// importRun is one import in progress.
+// importRun is one import in progress. operator, role and source are
+// who started it, for the audit log.
 type importRun struct {
-	id, origin, media, operator string
-	started                     time.Time
-	mu                          sync.Mutex
-	done                        map[string]FileOutcome
-	studies                     map[string]bool
+	id, origin, media      string
+	operator, role, source string
+	started                time.Time
+	mu                     sync.Mutex
+	done                   map[string]FileOutcome
+	studies                map[string]bool
 }
 
 // label names the import in events and sources without the operator's
@@ -182,19 +184,31 @@ func (in *Intake) Import(ctx context.Context, req Request) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	operator := req.Operator
+	if operator == "" {
+		operator = importer.ID
+	}
+	run := in.newRun(origin, media, operator, importer.Role, operator)
+	return in.importMedia(ctx, run, func(s *guard.Scanner) (*guard.Report, error) { return s.Scan(ctx, req.Paths...) })
+}
+
+func (in *Intake) newRun(origin, media, operator, role, source string) *importRun {
+	return &importRun{id: newID("imp_"), origin: origin, media: media, operator: operator, role: role, source: source,
+		started: in.now(), done: map[string]FileOutcome{}, studies: map[string]bool{}}
+}
+
+// importMedia is every import's one path: scan reads the media with a
+// scanner whose Inspect hands each file read to its end to handle (store
+// or quarantine); then the import is reported and recorded.
+func (in *Intake) importMedia(ctx context.Context, run *importRun, scan func(*guard.Scanner) (*guard.Report, error)) (*Report, error) {
 	if err := in.Tidy(ctx); err != nil {
 		return nil, err
 	}
-	run := &importRun{id: newID("imp_"), origin: origin, media: media, operator: req.Operator, started: in.now(),
-		done: map[string]FileOutcome{}, studies: map[string]bool{}}
-	if run.operator == "" {
-		run.operator = importer.ID
-	}
-	scan := in.cfg.Scan
-	scan.Inspect = func(ctx context.Context, res guard.FileResult, open func() (io.ReadCloser, error)) {
+	cfg := in.cfg.Scan
+	cfg.Inspect = func(ctx context.Context, res guard.FileResult, open func() (io.ReadCloser, error)) {
 		run.record(in.handle(ctx, run, res, open))
 	}
-	rep, scanErr := guard.New(scan).Scan(ctx, req.Paths...)
+	rep, scanErr := scan(guard.New(cfg))
 	out := run.report(rep)
 	if err := in.finish(ctx, run, out, scanErr); err != nil {
 		return out, err
@@ -206,7 +220,7 @@ func (in *Intake) Import(ctx context.Context, req Request) (*Report, error) {
 func checkOrigin(s string) (string, error) {
 	s = strings.TrimSpace(s)
 	if s == "" || len(s) > maxReason || strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
-		return "", fmt.Errorf("%w: say where the media came from (--origin, 1 to %d printable characters)", ErrInvalid, maxReason)
+		return "", fmt.Errorf("%w: say where the media came from (the origin: 1 to %d printable characters)", ErrInvalid, maxReason)
 	}
 	return s, nil
 }
@@ -300,8 +314,8 @@ func (in *Intake) finish(ctx context.Context, run *importRun, rep *Report, scanE
 	if scanErr != nil {
 		outcome, reason = audit.Failed, reason+"; stopped: "+scanErr.Error()
 	}
-	ev := audit.Event{Time: in.now(), Actor: run.operator, Role: importer.Role, Action: "imaging.import", Purpose: "TREAT",
-		Resource: "Import/" + run.id, Outcome: outcome, Source: run.operator, Reason: reason}
+	ev := audit.Event{Time: in.now(), Actor: run.operator, Role: run.role, Action: "imaging.import", Purpose: "TREAT",
+		Resource: "Import/" + run.id, Outcome: outcome, Source: run.source, Reason: reason}
 	err := in.cfg.DB.ReadWriteTx(ctx, func(ctx context.Context, tx *store.Tx) error {
 		dk, err := in.cfg.Keys.CreateKey(ctx, tx, importOwner(run.id), "imaging-import")
 		if err != nil {

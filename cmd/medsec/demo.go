@@ -91,8 +91,8 @@ func printReport(w io.Writer, r *demo.Report) {
 	d := r.Dataset
 	line("AI dataset", "%d rows of %d consented patients, k=%d, risk %.3f (limit %.2f), manifest verified: %s, stale after a withdrawal: %s",
 		d.Rows, d.Consented, d.K, d.Risk, d.RiskLimit, ok(d.ManifestVerified), ok(d.StaleAfterWithdrawal && d.TracedStale))
-	line("erasure", "%s on request: %d sealed record(s) shredded, %d copy(ies) outside asked back, plaintext left %d",
-		r.Trace.Patient, r.Erasure.Records, r.Erasure.CopiesOutside, r.Erasure.PlaintextLeft)
+	line("erasure", "%s on request: %d sealed record(s) shredded, %d copy(ies) outside asked back, plaintext left %d, backups unreadable after the key rotation: %s",
+		r.Trace.Patient, r.Erasure.Records, r.Erasure.CopiesOutside, r.Erasure.PlaintextLeft, ok(r.Erasure.BackupsUnreadable))
 	line("crypto-shredding", "%s: a read now fails with \"%s\"", r.Destruction.Pseudonym, r.Destruction.ReadError)
 	line("audit log", "%d events, verified: %s (after destruction: %s)", r.Audit.Events, ok(r.Audit.Verified), ok(r.Destruction.AuditVerifiedAfter))
 	line("plaintext PHI", "%d found in %d file reads of the data directory", r.Plaintext.Hits, r.Plaintext.FilesScanned)

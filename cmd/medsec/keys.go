@@ -4,9 +4,6 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
-
-	"github.com/medsec/medsec/internal/audit"
-	"github.com/medsec/medsec/internal/identity"
 )
 
 func newKeysCmd() *cobra.Command {
@@ -21,20 +18,13 @@ func newKeysCmd() *cobra.Command {
 				return err
 			}
 			defer h.Close(cmd.Context())
-			rep, err := h.Keys.Rotate(cmd.Context())
-			outcome, reason := audit.Success, fmt.Sprintf("new KEK %s, %d data keys re-wrapped, retired %v", rep.NewKeyID, rep.Rewrapped, rep.Retired)
-			if err != nil {
-				outcome, reason = audit.Failed, err.Error()
-			}
-			if _, aerr := h.Audit.Append(cmd.Context(), audit.Event{Actor: cliActor(), Role: identity.RoleSystem, Action: "keys.rotate",
-				Outcome: outcome, Source: "cli", Reason: reason}); aerr != nil && err == nil {
-				err = aerr
-			}
+			rep, err := h.RotateKEK(cmd.Context(), cliActor(), "cli")
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "rotated: new key-encryption key %s; %d data keys re-wrapped; retired %d old key(s)\n",
 				rep.NewKeyID, rep.Rewrapped, len(rep.Retired))
+			fmt.Fprintln(cmd.OutOrStdout(), "replace the offline copy of the key file with this one and destroy the old copies: they still open backups made before now, patients destroyed since included")
 			return nil
 		},
 	})

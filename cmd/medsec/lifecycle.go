@@ -33,7 +33,8 @@ func newLifecycleRunCmd() *cobra.Command {
 		Short: "Destroy what the retention schedule says has expired, except what a legal hold keeps, and sign a certificate",
 		Long: `run finds the data whose retention period has ended: a patient whose register
 and every record have expired is crypto-shredded (the data key is destroyed, so
-every copy, backups included, is unreadable); expired records of everyone else
+every copy here is unreadable, and backups made before the run are too once
+'medsec keys rotate' has retired the key-encryption key that wrapped it); expired records of everyone else
 are deleted row by row. Data under a legal hold is kept and listed. The run
 writes a destruction certificate signed with the hospital key (what, how much,
 which rule, when, by whom; no PHI). --now runs as of another time, at most a day

@@ -52,6 +52,9 @@ type ErasureReport struct {
 	AuditVerified bool   `json:"audit_verified"`
 	// Refused is the answer to a patient whose data law still keeps.
 	Refused string `json:"refused"`
+	// BackupsUnreadable: after the erasure the key-encryption key was
+	// rotated, so backups made before it cannot open the patient's key.
+	BackupsUnreadable bool `json:"backups_unreadable"`
 }
 
 // TraceReport is the erased patient's data map before and after.
@@ -341,12 +344,25 @@ func (s *scenario) eraseOnRequest(ctx context.Context) error {
 	return nil
 }
 
+// traceAfter traces the erased patient, rotates the key-encryption key so
+// backups made before the erasure cannot open the patient's key either,
+// and traces again.
 func (s *scenario) traceAfter(ctx context.Context) error {
 	lines, err := s.traceLines(ctx)
 	if err != nil {
 		return err
 	}
+	s.opt.Log("right after the erasure: %s", strings.Join(lines, "; "))
+	rot, err := s.h.RotateKEK(ctx, "demo", "demo")
+	if err != nil {
+		return err
+	}
+	s.opt.Log("rotated the key-encryption key (%d data keys re-wrapped, the old version retired): backups made before the erasure can no longer open the patient's key", rot.Rewrapped)
+	if lines, err = s.traceLines(ctx); err != nil {
+		return err
+	}
 	s.rep.Trace.After = lines
+	s.rep.Erasure.BackupsUnreadable = strings.Contains(lines[0], "unreadable in backups too")
 	s.opt.Log("and now: %s", strings.Join(lines, "; "))
 	return nil
 }

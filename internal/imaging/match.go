@@ -226,7 +226,7 @@ func stateLocation(state string, n int, first, last time.Time) lifecycle.Locatio
 		l.State = "sealed, a key per file; kept until the security officer deletes them"
 	default:
 		l.Place, l.Stage, l.Until = "quarantine: deleted files", lifecycle.StageDestruction, last
-		l.State = "destroyed: each file's key destroyed (crypto-shredded), backups included"
+		l.State = "destroyed: each file's key destroyed (crypto-shredded); backups made before stay readable until medsec keys rotate retires the key-encryption key"
 	}
 	return l
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -202,6 +203,28 @@ func (k *Keyring) destroy(ctx context.Context, tx *store.Tx, owner, by, basis st
 	delete(k.cache, owner)
 	k.mu.Unlock()
 	return nil
+}
+
+// InBackups says whether the destroyed data key of patientID can still be
+// opened from a backup made before its destruction: its wrapped form is in
+// such backups, and the key-encryption key version that wrapped it is still
+// held. Rotating the KEK (which retires old versions) ends that, once every
+// old copy of the key file is destroyed too. A key that is not destroyed is
+// ErrNoKey's business, not this one's: it returns false.
+func (k *Keyring) InBackups(ctx context.Context, patientID string) (bool, error) {
+	var kek string
+	err := k.db.QueryRow(ctx, `SELECT kek_id FROM data_keys WHERE owner = ? AND destroyed_at IS NOT NULL`, patientOwner(patientID)).Scan(&kek)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("key of patient %s: %w", patientID, err)
+	}
+	r, ok := k.provider.(Rotator)
+	if !ok {
+		return true, nil // the provider does not say which versions it holds
+	}
+	return slices.Contains(r.Versions(), kek), nil
 }
 
 // SystemKey returns the named 32-byte system secret (audit MAC key,

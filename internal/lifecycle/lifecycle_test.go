@@ -385,7 +385,28 @@ func TestTrace(t *testing.T) {
 		if err != nil || !strings.HasPrefix(after.State, "destroyed on ") || after.Locations[0].Stage != lifecycle.StageDestruction {
 			t.Errorf("trace after erasure: state %q, %v", after.State, err)
 		}
+		// Backups made before the erasure hold the wrapped key: the map
+		// says so until the key-encryption key is rotated.
+		if b := backupLocation(after); b == nil || b.Stage != lifecycle.StageStorage || !strings.Contains(after.State, "until the key-encryption key is rotated") {
+			t.Errorf("trace after erasure, before rotation: state %q, backups %+v; want the backups named as still readable", after.State, b)
+		}
+		if _, err := s.H.Keys.Rotate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		rotated, err := s.Engine.Trace(ctx, officer, p.ID)
+		if b := backupLocation(rotated); err != nil || b == nil || b.Stage != lifecycle.StageDestruction || !strings.Contains(rotated.State, "unreadable in backups too") {
+			t.Errorf("trace after rotation: state %q, backups %+v, %v; want backups unreadable", rotated.State, b, err)
+		}
 	})
+}
+
+func backupLocation(m lifecycle.DataMap) *lifecycle.Location {
+	for i, l := range m.Locations {
+		if strings.HasPrefix(l.Place, "backups made before ") {
+			return &m.Locations[i]
+		}
+	}
+	return nil
 }
 
 func fmtLocation(l lifecycle.Location) string {

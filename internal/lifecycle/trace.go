@@ -122,15 +122,44 @@ func (e *Engine) drawMap(ctx context.Context, h records.Holdings) (DataMap, erro
 		return DataMap{}, err
 	}
 	m.State, m.Locations = e.recordLocations(h, newHoldSet(holds, e.cfg.Schedule))
+	if h.Destroyed != nil {
+		if err := e.backupState(ctx, &m, h); err != nil {
+			return DataMap{}, err
+		}
+	}
 	if err := e.sourceLocations(ctx, &m, Subject{PatientID: h.PatientID, Pseudonym: h.Pseudonym}); err != nil {
 		return DataMap{}, err
 	}
 	return m, nil
 }
 
+// backupState says whether backups made before the destruction can still
+// bring the patient's data back: they hold the wrapped data key, readable
+// while the key-encryption key version that wrapped it is held.
+func (e *Engine) backupState(ctx context.Context, m *DataMap, h records.Holdings) error {
+	if e.cfg.Keys == nil {
+		return nil
+	}
+	exposed, err := e.cfg.Keys.InBackups(ctx, h.PatientID)
+	if err != nil {
+		return err
+	}
+	backup := Location{Kind: KindRecords, Place: "backups made before " + h.Destroyed.At.UTC().Format(time.DateOnly), Holder: "hospital",
+		Stage: StageDestruction, State: "unreadable: the key-encryption key that wrapped the patient's key is retired", Until: h.Destroyed.At}
+	if exposed {
+		backup.Stage = StageStorage
+		backup.State = "still readable with the current key file: run medsec keys rotate, then destroy old copies of the key file"
+		m.State += "; backups made before it still hold the wrapped key until the key-encryption key is rotated"
+	} else {
+		m.State += "; unreadable in backups too (the key-encryption key that wrapped its key is retired)"
+	}
+	m.Locations = append(m.Locations, backup)
+	return nil
+}
+
 func (e *Engine) recordLocations(h records.Holdings, hs holdSet) (string, []Location) {
 	if h.Destroyed != nil {
-		state := fmt.Sprintf("destroyed on %s (%s): crypto-shredded, unreadable everywhere, backups included",
+		state := fmt.Sprintf("destroyed on %s (%s): crypto-shredded, unreadable here",
 			h.Destroyed.At.UTC().Format(time.DateOnly), h.Destroyed.Basis)
 		locs := []Location{{Kind: KindRecords, Place: "patient data key", Holder: "hospital", Stage: StageDestruction, State: state, Until: h.Destroyed.At}}
 		for _, c := range h.Classes {

@@ -301,10 +301,15 @@ func TestUploadRefusals(t *testing.T) {
 		{"no origin", "nurse.park", url.Values{"name": {"IM1.dcm"}}, clean, http.StatusBadRequest, "origin query parameter"},
 		{"blank origin", "nurse.park", url.Values{"origin": {"  "}}, clean, http.StatusBadRequest, "origin query parameter"},
 		{"no body", "nurse.park", origin, nil, http.StatusBadRequest, "request body"},
+		{"no length", "nurse.park", origin, []byte("chunked"), http.StatusLengthRequired, "Content-Length"},
 		{"too large", "nurse.park", origin, make([]byte, testUploadLimit+1), http.StatusRequestEntityTooLarge, "too large"},
 	}
 	for _, c := range cases {
-		a := f.post(t, c.who, c.query, bytes.NewReader(c.body), int64(len(c.body)))
+		size := int64(len(c.body))
+		if c.status == http.StatusLengthRequired {
+			size = -1 // sent chunked
+		}
+		a := f.post(t, c.who, c.query, bytes.NewReader(c.body), size)
 		if a.status != c.status || !strings.Contains(string(a.body), c.says) {
 			t.Errorf("%s: %d %s, want %d saying %q", c.name, a.status, a.body, c.status, c.says)
 		}

@@ -128,13 +128,17 @@ func ParseHospitalKeyPEM(data []byte) (*ecdh.PublicKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hospital key: %w", err)
 	}
-	switch k := pub.(type) {
+	var k *ecdh.PublicKey
+	switch p := pub.(type) {
 	case *ecdsa.PublicKey:
-		return k.ECDH()
+		k, err = p.ECDH()
 	case *ecdh.PublicKey:
-		return k, nil
+		k = p
 	}
-	return nil, fmt.Errorf("hospital key: %T is not a P-256 key", pub)
+	if err != nil || k == nil || k.Curve() != ecdh.P256() {
+		return nil, errors.New("hospital key: not a P-256 key (devices encrypt to P-256 only)")
+	}
+	return k, nil
 }
 
 // HospitalKeyPEM encodes an ingestion public key for devices.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/medsec/medsec/internal/gateway/pipeline"
 	"github.com/medsec/medsec/internal/hospital"
 	"github.com/medsec/medsec/internal/ingest"
+	"github.com/medsec/medsec/internal/phd"
 	"github.com/medsec/medsec/internal/phd/device"
 )
 
@@ -260,11 +262,15 @@ func newDeviceStatusCmd(use string, to devices.Status, short string) *cobra.Comm
 func newDeviceSendCmd() *cobra.Command {
 	var dir, gatewayURL string
 	var readings int
+	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "send --dir DIR --gateway URL",
 		Short: "On the device: measure (simulated readings) and send one sealed message to the gateway",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if most := phd.DefaultLimits().MaxMeasurements; readings < 1 || readings > most {
+				return fmt.Errorf("--readings %d: a message holds 1 to %d readings", readings, most)
+			}
 			d, err := gateway.LoadDevice(dir)
 			if err != nil {
 				return err
@@ -281,7 +287,13 @@ func newDeviceSendCmd() *cobra.Command {
 			}
 			s := gateway.NewSender(gatewayURL, d.Creds)
 			defer s.Close()
-			ack, err := s.SendReliably(cmd.Context(), msg)
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			defer cancel()
+			ack, err := s.SendReliably(ctx, msg)
+			if err != nil && ctx.Err() != nil {
+				return fmt.Errorf("message %s (seq %d) not acknowledged by %s within %s (%v): it is not delivered; send again when the gateway answers",
+					hdr.MessageID, hdr.Seq, gatewayURL, timeout, err)
+			}
 			if err != nil {
 				return err
 			}
@@ -292,6 +304,7 @@ func newDeviceSendCmd() *cobra.Command {
 	cmd.Flags().StringVar(&dir, "dir", "", "the device's directory")
 	cmd.Flags().StringVar(&gatewayURL, "gateway", "", "the gateway, https://host:port")
 	cmd.Flags().IntVar(&readings, "readings", 1, "readings in the message")
+	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "how long to resend while the gateway does not answer")
 	cmd.MarkFlagRequired("dir")
 	cmd.MarkFlagRequired("gateway")
 	return cmd

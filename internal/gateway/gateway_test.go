@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -330,4 +331,31 @@ func TestRetriedMessageDoesNotHoldUpTheQueue(t *testing.T) {
 	}
 	p.waitStored(p.patient.ID, 6)
 	waitQueueEmpty(t, p.gw)
+}
+
+// TestSimulateEndsWhenTheGatewayIsAway: a simulated fleet facing a gateway
+// that does not answer stops resending after the grace period and counts
+// the unacknowledged messages as errors (it used to resend for ever, deaf
+// even to an interrupt).
+func TestSimulateEndsWhenTheGatewayIsAway(t *testing.T) {
+	p := newPipeline(t, nil)
+	creds := devicestest.EnrollDevice(t, p.a, p.patient.ID, "SN-AWAY", device.KeyP256, p.in.PublicKey())
+	ctr, err := device.OpenCounter(filepath.Join(t.TempDir(), "seq"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan gateway.SimulateReport, 1)
+	go func() {
+		rep, _ := gateway.Simulate(context.Background(), gateway.SimulateOptions{Fleet: []gateway.FleetDevice{{Creds: creds, Counter: ctr}},
+			Gateway: "https://127.0.0.1:1", Rate: 10, For: 200 * time.Millisecond, Grace: 300 * time.Millisecond})
+		done <- rep
+	}()
+	select {
+	case rep := <-done:
+		if rep.Acknowledged != 0 || rep.Errors == 0 || rep.Errors != rep.Sent {
+			t.Errorf("report %+v, want every message sent counted as an error", rep)
+		}
+	case <-time.After(time.Minute): // a liveness bound, not a speed check
+		t.Fatal("simulate still resends a minute after its play and grace ended")
+	}
 }

@@ -85,6 +85,9 @@ type SimulateOptions struct {
 	OutOfRange float64
 	// Sent, when set, is called for every acknowledged message.
 	Sent func(h phd.Header, ack Ack, took time.Duration)
+	// Grace is how long past For a message already started is still
+	// resent before it counts as an error (default 30 s).
+	Grace time.Duration
 }
 
 // SimulateReport counts what the fleet did.
@@ -111,6 +114,13 @@ func Simulate(ctx context.Context, opt SimulateOptions) (SimulateReport, error) 
 	if opt.Batch <= 0 {
 		opt.Batch = 4
 	}
+	if opt.Grace <= 0 {
+		opt.Grace = 30 * time.Second
+	}
+	// A started message may outlive the play but not the grace, nor the
+	// caller's own end (an interrupt).
+	finish, stop := context.WithTimeout(ctx, opt.For+opt.Grace)
+	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, opt.For)
 	defer cancel()
 	start := time.Now()
@@ -121,14 +131,15 @@ func Simulate(ctx context.Context, opt SimulateOptions) (SimulateReport, error) 
 		if err != nil {
 			return SimulateReport{}, err
 		}
-		wg.Go(func() { playDevice(ctx, opt, agent, NewSender(opt.Gateway, d.Creds), uint64(i)+1, tally) })
+		wg.Go(func() { playDevice(ctx, finish, opt, agent, NewSender(opt.Gateway, d.Creds), uint64(i)+1, tally) })
 	}
 	wg.Wait()
 	return tally.report(time.Since(start)), nil
 }
 
-// playDevice sends one device's readings until ctx ends.
-func playDevice(ctx context.Context, opt SimulateOptions, agent *device.Agent, s *Sender, seed uint64, t *tally) {
+// playDevice sends one device's readings until ctx ends; a message
+// started before then is resent until finish ends.
+func playDevice(ctx, finish context.Context, opt SimulateOptions, agent *device.Agent, s *Sender, seed uint64, t *tally) {
 	defer s.Close()
 	gen := device.NewGenerator(seed, opt.OutOfRange)
 	r := rand.New(rand.NewPCG(seed, 0x73696d))
@@ -144,7 +155,7 @@ func playDevice(ctx context.Context, opt SimulateOptions, agent *device.Agent, s
 		}
 		// Finish a message once started, even past the deadline: a device
 		// does not drop a reading it has numbered.
-		ack, err := s.SendReliably(context.WithoutCancel(ctx), msg)
+		ack, err := s.SendReliably(finish, msg)
 		t.record(hdr, ack, err, time.Since(now), opt)
 		sleep(ctx, time.Until(next))
 	}

@@ -20,6 +20,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/transparency-dev/merkle/rfc6962"
 )
 
 // Outcomes of an audited action.
@@ -74,10 +76,13 @@ func encodeBody(e *Event) ([]byte, error) {
 	return b, nil
 }
 
-// withIndex returns the leaf bytes: body with its "index":0 replaced by idx.
+// withIndex returns RFC 6962's leaf hash input: the prefix byte 0x00, then
+// the leaf, which is body with its "index":0 replaced by idx. The stored
+// leaf is the result without its first byte.
 func withIndex(body []byte, idx uint64) []byte {
 	const prefix = `{"index":0`
-	out := make([]byte, 0, len(body)+20)
+	out := make([]byte, 0, 1+len(body)+20)
+	out = append(out, rfc6962.RFC6962LeafHashPrefix)
 	out = append(out, `{"index":`...)
 	out = strconv.AppendUint(out, idx, 10)
 	return append(out, body[len(prefix):]...)

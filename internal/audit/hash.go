@@ -24,6 +24,13 @@ func hashChildren(l, r []byte) []byte {
 	return sum[:]
 }
 
+// leafHash writes into dst the leaf hash of in, which is a leaf with
+// RFC 6962's prefix byte already in front (as withIndex returns it).
+func leafHash(dst, in []byte) {
+	sum := sha256.Sum256(in)
+	copy(dst, sum[:])
+}
+
 // leafHasher computes RFC 6962 leaf hashes, SHA-256(0x00 || leaf), in a
 // buffer it reuses. One goroutine uses it at a time.
 type leafHasher struct{ buf []byte }

@@ -95,12 +95,32 @@ func Open(ctx context.Context, dir string, opt OpenOptions) (*Hospital, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkInstalled(ctx, db, cfg); err != nil {
+		db.Close()
+		return nil, err
+	}
 	h, err := assemble(ctx, cfg, db, provider)
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
 	return h, nil
+}
+
+// checkInstalled refuses a database that holds no medsec installation (an
+// empty file, another database in its place) before anything is created in
+// it: opening would otherwise make new system keys there and fail later
+// with a misleading error.
+func checkInstalled(ctx context.Context, db *store.DB, cfg *config.Config) error {
+	var n int
+	if err := db.QueryRow(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE component = 'keys'`).Scan(&n); err == nil && n > 0 {
+		return nil
+	}
+	where := cfg.Path(cfg.Database.Path)
+	if cfg.Database.Driver == "postgres" {
+		where = "the PostgreSQL database the configuration names"
+	}
+	return fmt.Errorf("%s holds no medsec installation (empty, or another database in its place): restore it from a backup, or run medsec init in a new directory", where)
 }
 
 func openDB(ctx context.Context, cfg *config.Config, create bool) (*store.DB, error) {

@@ -126,7 +126,7 @@ func TestSealBindsIdentity(t *testing.T) {
 
 func TestCryptoShredding(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
-		kr, _, _ := newKeyring(t, db)
+		kr, provider, _ := newKeyring(t, db)
 		ctx := context.Background()
 		f := Field{Table: "patients", Record: "p1", Name: "rrn"}
 		var ct []byte
@@ -159,7 +159,14 @@ func TestCryptoShredding(t *testing.T) {
 		if wrapped != nil {
 			t.Error("the wrapped key is still stored after destruction")
 		}
-		_ = ct
+		// The sealed value holds no plaintext, and no keyring over this
+		// database and key file (a fresh process, no cache) opens it.
+		if bytes.Contains(ct, []byte("900101-1234568")) || len(ct) == 0 {
+			t.Fatalf("sealed value %q", ct)
+		}
+		if pk, err := NewKeyring(db, provider).ForPatient(ctx, db, "p1"); !errors.Is(err, ErrDestroyed) {
+			t.Errorf("a fresh keyring after destruction: key %v, %v; want ErrDestroyed", pk, err)
+		}
 		err = db.ReadWriteTx(ctx, func(ctx context.Context, tx *store.Tx) error {
 			return kr.DestroyPatientKey(ctx, tx, "p1", "officer-1", "again")
 		})

@@ -9,6 +9,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -32,6 +33,9 @@ func Open(ctx context.Context, path string, create bool) (*store.DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("open database %s: %w: %w", path, store.ErrUnavailable, err)
 	}
+	if err := createPrivate(path); err != nil {
+		return nil, fmt.Errorf("open database %s: %w: %w", path, store.ErrUnavailable, err)
+	}
 	write, err := sql.Open("sqlite", dsn(path, "immediate", false))
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w: %w", path, store.ErrUnavailable, err)
@@ -51,6 +55,21 @@ func Open(ctx context.Context, path string, create bool) (*store.DB, error) {
 		return nil, err
 	}
 	return store.New(write, read, backend{}), nil
+}
+
+// createPrivate creates the database file with mode 0600 when it does not
+// exist: SQLite gives its WAL and shared-memory files the database file's
+// mode, and nothing in them is for other users of the machine, sealed or
+// not.
+func createPrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return f.Close()
 }
 
 func dsn(path, txlock string, readOnly bool) string {

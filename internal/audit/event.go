@@ -69,6 +69,9 @@ func encodeBody(e *Event) ([]byte, error) {
 	}
 	e.Time = e.Time.UTC()
 	e.Index = 0
+	if b, ok := appendBody(make([]byte, 0, 384+len(e.Decision)), e); ok {
+		return b, nil
+	}
 	b, err := json.Marshal(e)
 	if err != nil {
 		return nil, fmt.Errorf("encode audit event: %w", err)

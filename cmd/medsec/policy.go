@@ -2,11 +2,13 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
 
 	"github.com/medsec/medsec/internal/hospital"
+	"github.com/medsec/medsec/internal/keys"
 )
 
 func newPolicyCmd() *cobra.Command {
@@ -42,6 +44,11 @@ func newPolicyExplainCmd() *cobra.Command {
 			}
 			fmt.Fprintf(out, "request: %s %s %s of patient %s for %s\n", x.Username, x.Action, x.Class, x.PatientID, x.Purpose)
 			fmt.Fprint(out, d.Explain())
+			// The decision is the policy's; a destroyed patient's data is
+			// gone whatever it says.
+			if _, kerr := h.Keys.ForPatient(cmd.Context(), h.DB, x.PatientID); errors.Is(kerr, keys.ErrDestroyed) {
+				fmt.Fprintf(out, "note: %v — every read fails whatever the policy decides\n", kerr)
+			}
 			return nil
 		},
 	}

@@ -41,6 +41,9 @@ func ParsePeriod(s string) (Period, error) {
 	if p.IsZero() {
 		return Period{}, fmt.Errorf("period %q is zero: a retention period must be positive", s)
 	}
+	if p.Days > 99999 { // weeks are kept as days; String must write a period that reads back
+		return Period{}, fmt.Errorf("period %q is %d days, over 99999: write it in years or months", s, p.Days)
+	}
 	return p, nil
 }
 

@@ -67,7 +67,29 @@ func ParseConfig(r io.Reader) (Config, error) {
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
 		return c, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
+	if err := oneDocument(dec); err != nil {
+		return c, err
+	}
 	return c, c.validate()
+}
+
+// oneDocument refuses a further YAML document that says anything: the
+// decoder reads only the first, so settings after a "---" line would
+// otherwise be ignored silently.
+func oneDocument(dec *yaml.Decoder) error {
+	for {
+		var n yaml.Node
+		err := dec.Decode(&n)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrConfig, err)
+		}
+		if len(n.Content) > 0 && n.Content[0].Tag != "!!null" {
+			return fmt.Errorf("%w: a second YAML document (after a \"---\" line) would be ignored; keep the whole configuration in one", ErrConfig)
+		}
+	}
 }
 
 // LoadConfig reads the configuration file at path.

@@ -70,3 +70,17 @@ func checkRunnable(t *testing.T, c Config) {
 		t.Fatalf("accepted server %+v", *s)
 	}
 }
+
+// TestParseConfigOneDocument: settings in a second YAML document are
+// refused, not ignored (the decoder reads one document; an operator who
+// pasted "---" between two halves got alert mode protecting nothing).
+func TestParseConfigOneDocument(t *testing.T) {
+	if _, err := ParseConfig(strings.NewReader("mode: alert\n---\nmode: enforce\nprotect: [/opt/pacs]\n")); !errors.Is(err, ErrConfig) {
+		t.Errorf("second document: got %v, want ErrConfig", err)
+	}
+	for _, in := range []string{"mode: enforce\n---\n", "---\nmode: enforce\n", "mode: enforce\n...\n", "mode: enforce\n--- ~\n"} {
+		if c, err := ParseConfig(strings.NewReader(in)); err != nil || c.Mode != ModeEnforce {
+			t.Errorf("%q: got %+v, %v; want enforce mode", in, c, err)
+		}
+	}
+}

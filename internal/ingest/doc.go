@@ -21,4 +21,13 @@
 // leaves a claim whose outcome the audit log decides: the door's event
 // names the message (Principal.Source), so recovery marks it stored if the
 // event exists and releases the claim if not.
+//
+// Gateways also post the records of device messages they refused
+// (PathRefusals, JSON RefusalBatch; only an active enrolled gateway may):
+// each record id is audited once as a gateway.refuse event (actor the
+// gateway, resource device/SERIAL and the patient's pseudonym when the
+// registry knows the device, outcome denied, reason code and count), in
+// one transaction with its ledger row, and a subject that keeps failing
+// signature or certificate checks raises one authentication alert per
+// window.
 package ingest

@@ -11,6 +11,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/medsec/medsec/internal/alerts"
 	"github.com/medsec/medsec/internal/audit"
 	"github.com/medsec/medsec/internal/devices"
 	"github.com/medsec/medsec/internal/keys"
@@ -35,6 +36,7 @@ type Answer struct {
 func (in *Ingester) Handler() http.Handler {
 	r := chi.NewRouter()
 	r.Post(PathMessages, in.serveBundle)
+	r.Post(PathRefusals, in.serveRefusals)
 	return r
 }
 
@@ -93,17 +95,21 @@ type Server interface {
 
 // Parts are the pieces of an open installation ingestion runs on.
 type Parts struct {
-	DB           *store.DB
-	Keys         *keys.Keyring
-	Audit        *audit.Log
-	Door         *records.Door
+	DB    *store.DB
+	Keys  *keys.Keyring
+	Audit *audit.Log
+	Door  *records.Door
+	// Alerts receives alerts on devices that keep failing checks at a
+	// gateway (default: an inbox on DB and Audit).
+	Alerts       *alerts.Inbox
 	Organization string
 	Logger       *slog.Logger
 	// Stored is passed to Config.Stored.
 	Stored func(h phd.Header)
 }
 
-// Attach adds device enrollment (/devices) and ingestion (/ingest) to a
+// Attach adds device enrollment (/devices) and ingestion (/ingest: bundles
+// and gateways' refusal records) to a
 // server: it opens the device authority, asks TLS clients for certificates
 // (verified per request, so a refusal gets a reason code instead of a
 // failed handshake), settles claims a previous run left, keeps the ledger
@@ -113,7 +119,10 @@ func Attach(ctx context.Context, srv Server, p Parts) (*Ingester, error) {
 	if err != nil {
 		return nil, err
 	}
-	in, err := New(ctx, Config{DB: p.DB, Keys: p.Keys, Audit: p.Audit, Door: p.Door, Authority: a, Logger: p.Logger,
+	if p.Alerts == nil {
+		p.Alerts = alerts.New(p.DB, p.Audit)
+	}
+	in, err := New(ctx, Config{DB: p.DB, Keys: p.Keys, Audit: p.Audit, Door: p.Door, Authority: a, Alerts: p.Alerts, Logger: p.Logger,
 		Registerer: srv.Registry(), Stored: p.Stored})
 	if err != nil {
 		return nil, err

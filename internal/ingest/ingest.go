@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/medsec/medsec/internal/alerts"
 	"github.com/medsec/medsec/internal/audit"
 	"github.com/medsec/medsec/internal/devices"
 	"github.com/medsec/medsec/internal/keys"
@@ -60,6 +61,13 @@ type Config struct {
 	Audit     *audit.Log
 	Door      *records.Door
 	Authority *devices.Authority
+	// Alerts, when set, is where repeated signature and certificate
+	// refusals at gateways raise an alert: RefusalAlertThreshold of them
+	// (default 5) from one subject within RefusalAlertWindow (default 10
+	// minutes, whole minutes).
+	Alerts                *alerts.Inbox
+	RefusalAlertThreshold int
+	RefusalAlertWindow    time.Duration
 	// Limits bound what is accepted; zero means phd.DefaultLimits.
 	Limits phd.Limits
 	// Lease is how long another process's claim on a message is trusted
@@ -105,6 +113,12 @@ func New(ctx context.Context, cfg Config) (*Ingester, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.RefusalAlertThreshold <= 0 {
+		cfg.RefusalAlertThreshold = 5
+	}
+	if cfg.RefusalAlertWindow < time.Minute {
+		cfg.RefusalAlertWindow = 10 * time.Minute
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

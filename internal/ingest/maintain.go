@@ -21,7 +21,7 @@ func (in *Ingester) Prune(ctx context.Context) (int64, error) {
 
 // Maintain runs until ctx ends: every interval it settles abandoned claims
 // (which keeps the recovery watermark near the head of the audit log, so a
-// recovery after a crash reads little) and prunes the ledger.
+// recovery after a crash reads little) and prunes the message and refusal ledgers.
 func (in *Ingester) Maintain(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -36,6 +36,9 @@ func (in *Ingester) Maintain(ctx context.Context, every time.Duration) {
 		}
 		if _, err := in.Prune(ctx); err != nil && ctx.Err() == nil {
 			in.cfg.Logger.Error("prune the message ledger", "err", err)
+		}
+		if err := in.pruneRefusals(ctx); err != nil && ctx.Err() == nil {
+			in.cfg.Logger.Error("prune the refusal ledger", "err", err)
 		}
 	}
 }

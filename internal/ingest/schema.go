@@ -4,7 +4,10 @@ import "github.com/medsec/medsec/internal/store"
 
 // Migrations create the message ledger (one row per device message: the
 // claim, then its outcome; no PHI, the payload lives in the door's tables)
-// and the recovery watermark into the audit log.
+// and the recovery watermark into the audit log; version 2 the ledger of
+// gateway refusal records (which ones were audited, and the counts alerts
+// are raised on; no PHI: a device serial, a certificate fingerprint or an
+// address of a caller that is no patient's).
 var Migrations = []store.Migration{
 	{Component: "ingest", Version: 1, Name: "message ledger", SQL: `CREATE TABLE ingest_messages (
 		message_id BLOB PRIMARY KEY,
@@ -23,4 +26,14 @@ var Migrations = []store.Migration{
 		id INTEGER PRIMARY KEY,
 		audit_scanned BIGINT NOT NULL);
 		INSERT INTO ingest_recovery (id, audit_scanned) VALUES (1, 0)`},
+	{Component: "ingest", Version: 2, Name: "gateway refusal ledger", SQL: `CREATE TABLE ingest_refusals (
+		gateway TEXT NOT NULL,
+		record_id TEXT NOT NULL,
+		subject TEXT NOT NULL,
+		reason TEXT NOT NULL,
+		count BIGINT NOT NULL,
+		minute BIGINT NOT NULL,
+		received_at BIGINT NOT NULL,
+		PRIMARY KEY (gateway, record_id));
+		CREATE INDEX ingest_refusals_subject ON ingest_refusals (subject, minute)`},
 }

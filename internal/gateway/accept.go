@@ -38,12 +38,17 @@ const ReasonUnavailable phd.Reason = "unavailable"
 
 // accept takes one device message: who (certificate, status), what (parse,
 // binding, rate, signature, age), whether new (replay window), durably
-// queued — and only then acknowledged.
+// queued — and only then acknowledged. A refusal is recorded durably too
+// (refusals.go), for the hospital's audit log.
 func (g *Gateway) accept(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	ack, err := g.admit(r)
+	id, err := g.device(r)
+	var ack Ack
+	if err == nil {
+		ack, err = g.admit(r, id)
+	}
 	if err != nil {
-		g.refuse(w, r, err)
+		g.refuse(w, r, id, err)
 		return
 	}
 	status := http.StatusAccepted
@@ -57,11 +62,7 @@ func (g *Gateway) accept(w http.ResponseWriter, r *http.Request) {
 	devices.WriteJSON(w, status, ack)
 }
 
-func (g *Gateway) admit(r *http.Request) (Ack, error) {
-	id, err := g.device(r)
-	if err != nil {
-		return Ack{}, err
-	}
+func (g *Gateway) admit(r *http.Request, id devices.Identity) (Ack, error) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, int64(g.cfg.Limits.MaxMessageBytes)+1))
 	if err != nil {
 		return Ack{}, &phd.Error{Reason: phd.ReasonMalformed, Detail: "the message could not be read"}
@@ -219,10 +220,12 @@ func peerName(r *http.Request) string {
 
 func (e *rateLimited) Error() string { return "rate limited" }
 
-// refuse answers a refused message with its reason, counts it and logs it
-// (the gateway's record of refusals; no PHI: a device serial, a reason).
-func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, err error) {
+// refuse answers a refused message with its reason, counts it, logs it
+// and records it for the hospital's audit log (no PHI: a device serial or
+// certificate fingerprint or address, a reason, a time).
+func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, id devices.Identity, err error) {
 	g.cfg.Logger.Warn("refused a device message", "reason", string(reasonOf(err)), "device", peerName(r), "remote", r.RemoteAddr)
+	g.recordRefusal(r, id, reasonOf(err))
 	if rl, ok := err.(*rateLimited); ok {
 		g.metrics.rejected.WithLabelValues(string(ReasonRateLimited)).Inc()
 		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(rl.wait.Seconds()+0.999))))

@@ -206,6 +206,31 @@ func (g *Gateway) post(ctx context.Context, items []Queued) (ingest.Answer, erro
 	return ans, err
 }
 
+// postJSON posts v to the hospital's ingestion path and decodes its
+// answer into out; any status but 200 is an error (the caller retries).
+func (g *Gateway) postJSON(ctx context.Context, path string, v, out any) error {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, g.cfg.Upstream+"/ingest"+path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := g.upstream.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		var ref devices.Refusal
+		json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&ref)
+		return fmt.Errorf("the hospital answered %s: %s %s", resp.Status, ref.Reason, ref.Detail)
+	}
+	return json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(out)
+}
+
 func jitter(d time.Duration) time.Duration {
 	return d/2 + time.Duration(rand.Int64N(int64(d)))
 }

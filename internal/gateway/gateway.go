@@ -196,7 +196,8 @@ func (g *Gateway) MetricsHandler() http.Handler {
 	return promhttp.HandlerFor(g.metrics.reg, promhttp.HandlerOpts{})
 }
 
-// Run serves devices on ln and forwards the queue to the hospital until
+// Run serves devices on ln and forwards the queue (messages, and the
+// records of refused ones for the hospital's audit log) to the hospital until
 // ctx ends; then it stops taking messages, lets deliveries in progress
 // finish (10 s at most) and closes the queue.
 func (g *Gateway) Run(ctx context.Context, ln net.Listener) error {
@@ -206,6 +207,7 @@ func (g *Gateway) Run(ctx context.Context, ln net.Listener) error {
 	bg, stopBG := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { g.forward(bg) })
+	wg.Go(func() { g.forwardRefusals(bg) })
 	wg.Go(func() { g.poll(bg) })
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ServeTLS(ln, "", "") }()

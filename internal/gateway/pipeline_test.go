@@ -6,14 +6,18 @@ import (
 	"crypto/x509"
 	"errors"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/medsec/medsec/internal/alerts"
 	"github.com/medsec/medsec/internal/devices"
 	"github.com/medsec/medsec/internal/devices/devicestest"
 	"github.com/medsec/medsec/internal/gateway"
@@ -57,15 +61,48 @@ type pipeline struct {
 	stop    context.CancelFunc
 	done    chan error
 	patient records.Patient
+	alerts  *alerts.Inbox
+	gate    gate
+}
+
+// gate plays hospital trouble on the refusal endpoint: while down it
+// answers 503 without looking; with answers to lose it handles a request
+// and then answers 502, as if the answer never reached the gateway.
+type gate struct {
+	down    atomic.Bool
+	lose    atomic.Int32
+	refused atomic.Int32 // requests answered 503 while down
+	lost    atomic.Int32 // requests handled whose answer was lost
+}
+
+func (g *gate) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasSuffix(r.URL.Path, ingest.PathRefusals) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if g.down.Load() {
+			g.refused.Add(1)
+			http.Error(w, "hospital down", http.StatusServiceUnavailable)
+			return
+		}
+		if g.lose.Add(-1) >= 0 {
+			next.ServeHTTP(httptest.NewRecorder(), r)
+			g.lost.Add(1)
+			http.Error(w, "answer lost", http.StatusBadGateway)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 func newPipeline(t *testing.T, tune func(*gateway.Config)) *pipeline {
 	t.Helper()
 	ctx := context.Background()
-	h := devicestest.New(t, storetest.OpenSQLite(t), ingest.Migrations)
-	p := &pipeline{t: t, h: h, a: h.Authority(t), clock: &clock{}, gwDir: t.TempDir()}
+	h := devicestest.New(t, storetest.OpenSQLite(t), alerts.Migrations, ingest.Migrations)
+	p := &pipeline{t: t, h: h, a: h.Authority(t), clock: &clock{}, gwDir: t.TempDir(), alerts: alerts.New(h.DB, h.Audit)}
 	var err error
-	p.in, err = ingest.New(ctx, ingest.Config{DB: h.DB, Keys: h.Keys, Audit: h.Audit, Door: h.Door, Authority: p.a})
+	p.in, err = ingest.New(ctx, ingest.Config{DB: h.DB, Keys: h.Keys, Audit: h.Audit, Door: h.Door, Authority: p.a, Alerts: p.alerts})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +113,7 @@ func newPipeline(t *testing.T, tune func(*gateway.Config)) *pipeline {
 	r := chi.NewRouter()
 	r.Mount("/devices", api)
 	r.Mount("/ingest", p.in.Handler())
-	p.server = httptest.NewUnstartedServer(r)
+	p.server = httptest.NewUnstartedServer(p.gate.wrap(r))
 	p.server.TLS = &tls.Config{MinVersion: tls.VersionTLS13, ClientAuth: tls.RequestClientCert}
 	p.server.StartTLS()
 	t.Cleanup(p.server.Close)

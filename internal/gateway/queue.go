@@ -16,7 +16,8 @@ import (
 // queueMigrations are the gateway's own schema, in its own SQLite file
 // (WAL, full synchronous commits): the queue, the numbers each device used
 // (to tell a redelivery from a reused number), the replay windows and the
-// last status list.
+// last status list; version 2 the refusal records waiting for the
+// hospital's audit log (refusals.go).
 var queueMigrations = []store.Migration{
 	{Component: "gateway", Version: 1, Name: "queue", SQL: `CREATE TABLE queue (
 		id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -37,6 +38,17 @@ var queueMigrations = []store.Migration{
 		id INTEGER PRIMARY KEY,
 		body BLOB NOT NULL,
 		sig BLOB NOT NULL)`},
+	{Component: "gateway", Version: 2, Name: "refusal records", SQL: `CREATE TABLE refusals (
+		id INTEGER PRIMARY KEY AUTOINCREMENT,
+		record_id TEXT NOT NULL UNIQUE,
+		subject TEXT NOT NULL,
+		reason TEXT NOT NULL,
+		minute BIGINT NOT NULL,
+		count BIGINT NOT NULL,
+		first_at BIGINT NOT NULL,
+		last_at BIGINT NOT NULL,
+		sealed INTEGER NOT NULL DEFAULT 0);
+		CREATE UNIQUE INDEX refusals_open ON refusals (subject, reason, minute) WHERE sealed = 0`},
 }
 
 // errQueueClosed: the gateway is stopping; the device should retry.
@@ -52,6 +64,8 @@ type Queue struct {
 
 	mu     sync.RWMutex
 	closed bool
+
+	caps refusalCaps // the commit loop's alone
 }
 
 // Queued is one message waiting for the hospital.
@@ -64,10 +78,14 @@ type Queued struct {
 	Body     []byte
 }
 
+// enqueue is one write for the commit loop: a message with its window,
+// a refusal to count, or delivered refusal records to drop.
 type enqueue struct {
-	item   Queued
-	window []byte // the device's replay window with this number marked
-	done   chan error
+	item    Queued
+	window  []byte // the device's replay window with this number marked
+	refusal *Refusal
+	drop    []string
+	done    chan error
 }
 
 // maxGroup caps the messages of one group commit.
@@ -106,7 +124,11 @@ func (q *Queue) Close() error {
 // Enqueue makes the message and the device's new window durable together;
 // it returns once they are on disk (so the device may be told).
 func (q *Queue) Enqueue(ctx context.Context, item Queued, window []byte) error {
-	e := &enqueue{item: item, window: window, done: make(chan error, 1)}
+	return q.submit(ctx, &enqueue{item: item, window: window, done: make(chan error, 1)})
+}
+
+// submit hands e to the commit loop and waits for its commit.
+func (q *Queue) submit(ctx context.Context, e *enqueue) error {
 	q.mu.RLock()
 	if q.closed {
 		q.mu.RUnlock()
@@ -159,7 +181,7 @@ func (q *Queue) fill(group []*enqueue) []*enqueue {
 func (q *Queue) commit(group []*enqueue) {
 	err := q.db.ReadWriteTx(context.Background(), func(ctx context.Context, tx *store.Tx) error {
 		for _, e := range group {
-			if err := writeOne(ctx, tx, e); err != nil {
+			if err := q.write(ctx, tx, e); err != nil {
 				return err
 			}
 		}
@@ -168,12 +190,24 @@ func (q *Queue) commit(group []*enqueue) {
 	for _, e := range group {
 		e.done <- err
 	}
-	if err == nil {
+	if err != nil {
+		q.caps.rowsKnown = false // count the rows again after a rollback
+	} else {
 		select {
 		case q.notify <- struct{}{}:
 		default:
 		}
 	}
+}
+
+func (q *Queue) write(ctx context.Context, tx *store.Tx, e *enqueue) error {
+	switch {
+	case e.refusal != nil:
+		return q.writeRefusal(ctx, tx, e.refusal)
+	case e.drop != nil:
+		return q.dropRefusals(ctx, tx, e.drop)
+	}
+	return writeOne(ctx, tx, e)
 }
 
 func writeOne(ctx context.Context, tx *store.Tx, e *enqueue) error {

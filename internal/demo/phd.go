@@ -21,16 +21,19 @@ import (
 
 // PHDReport shows a personal health device's readings travelling to the
 // hospital (locations 1–3): sent and stored count readings; rejected_forged
-// counts forged messages the gateway refused.
+// counts forged messages the gateway refused; refusals_audited counts the
+// refused messages the gateway's refusal records brought into the
+// hospital's audit log (gateway.refuse events).
 type PHDReport struct {
-	Device         string   `json:"device"`
-	Gateway        string   `json:"gateway"`
-	Messages       int      `json:"messages"`
-	Sent           int      `json:"sent"`
-	Stored         int      `json:"stored"`
-	RejectedForged int      `json:"rejected_forged"`
-	Refusals       []string `json:"refusals"`
-	Provenance     string   `json:"provenance"`
+	Device          string   `json:"device"`
+	Gateway         string   `json:"gateway"`
+	Messages        int      `json:"messages"`
+	Sent            int      `json:"sent"`
+	Stored          int      `json:"stored"`
+	RejectedForged  int      `json:"rejected_forged"`
+	Refusals        []string `json:"refusals"`
+	RefusalsAudited int64    `json:"refusals_audited"`
+	Provenance      string   `json:"provenance"`
 }
 
 // phdMessages and phdReadings size the demo device's stream.
@@ -84,10 +87,31 @@ func (s *scenario) sendDeviceReadings(ctx context.Context) error {
 	if err := s.readDeviceReadings(ctx, pt.ID, &rep); err != nil {
 		return err
 	}
+	if err := waitRefusalsAudited(ctx, p, &rep); err != nil {
+		return err
+	}
 	s.rep.PHD = rep
 	s.opt.Log("the device sent %d readings in %d sealed messages; %d stored, read back by Dr. Kim with provenance %s", rep.Sent, rep.Messages, rep.Stored, rep.Provenance)
-	s.opt.Log("%d forged messages refused by the gateway: %s", rep.RejectedForged, strings.Join(rep.Refusals, ", "))
+	s.opt.Log("%d forged messages refused by the gateway: %s; %d of them audited at the hospital (gateway.refuse)",
+		rep.RejectedForged, strings.Join(rep.Refusals, ", "), rep.RefusalsAudited)
 	return nil
+}
+
+// waitRefusalsAudited waits (15 s at most) until the gateway's records of
+// the forged messages it refused are in the hospital's audit log.
+func waitRefusalsAudited(ctx context.Context, p *pipeline.Pipeline, rep *PHDReport) error {
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		n, err := p.Ingester.RefusalsAudited(ctx, rep.Gateway)
+		if err != nil {
+			return err
+		}
+		rep.RefusalsAudited = n
+		if n >= int64(rep.RejectedForged) || time.Now().After(deadline) {
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // forgeries sends what an attacker between device and hospital could: a

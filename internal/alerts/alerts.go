@@ -66,15 +66,15 @@ const (
 
 // Alert is one entry of the inbox.
 type Alert struct {
-	ID       string    `json:"id"`
-	Kind     string    `json:"kind"`
-	Severity string    `json:"severity"`
-	Subject  string    `json:"subject,omitempty"` // who or what: a staff id, device serial, file digest
-	Patient  string    `json:"patient,omitempty"` // pseudonym only
+	ID       string `json:"id"`
+	Kind     string `json:"kind"`
+	Severity string `json:"severity"`
+	Subject  string `json:"subject,omitempty"` // who or what: a staff id, device serial, file digest
+	Patient  string `json:"patient,omitempty"` // pseudonym only
 	// Resource names what the alert is about, for the review to open it
 	// (e.g. "BreakGlass/bg_…", "Quarantine/q_…").
-	Resource string `json:"resource,omitempty"`
-	Summary  string    `json:"summary"`           // one line a person acts on
+	Resource string    `json:"resource,omitempty"`
+	Summary  string    `json:"summary"` // one line a person acts on
 	Detail   string    `json:"detail,omitempty"`
 	Created  time.Time `json:"created"`
 	// Dedup, when set, makes raising the same alert again a no-op

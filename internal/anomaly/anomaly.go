@@ -270,7 +270,9 @@ func (s *scan) buckets(e audit.Event) []key {
 			ks = append(ks, key{e.Actor, countAfterHours, e.Time.Unix() / 3600})
 		}
 	}
-	if e.Outcome == audit.Denied && e.Actor != "anonymous" && !strings.HasPrefix(e.Actor, "system:") {
+	// A gateway's report of the device messages it refused is denied on
+	// the devices' account, not the gateway's; ingestion alerts on those.
+	if e.Outcome == audit.Denied && e.Actor != "anonymous" && !strings.HasPrefix(e.Actor, "system:") && e.Action != "gateway.refuse" {
 		ks = append(ks, key{e.Actor, countDenials, e.Time.Unix() / int64(r.DenialWindow/time.Second)})
 	}
 	return ks

@@ -86,6 +86,10 @@ func TestRules(t *testing.T) {
 			e.Outcome = audit.Denied
 			return e
 		}), map[string]int{"repeated-denials": 1}},
+		{"a gateway reporting the device messages it refused", repeat(8, func(i int) audit.Event {
+			return audit.Event{Time: day.Add(9*time.Hour + time.Duration(i)*time.Second), Actor: "gateway:gw-1", Action: "gateway.refuse",
+				Outcome: audit.Denied, Resource: "device/SN-1", Reason: "bad-signature: 1 message"}
+		}), map[string]int{}},
 		{"four denials", repeat(4, func(i int) audit.Event {
 			e := read("st_b", "P-y", day.Add(9*time.Hour+time.Duration(i)*time.Second))
 			e.Outcome = audit.Denied

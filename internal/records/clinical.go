@@ -171,8 +171,7 @@ func (d *Door) Record(ctx context.Context, req Request, id string) (Record, erro
 	var patientID string
 	var fs factsScan
 	var raw rawRecord
-	err := d.db.QueryRow(ctx, `SELECT r.patient_id, `+rawRecordColumns("r.")+`, `+prefixed("p.", factsColumns)+`
-		FROM phi_records r JOIN phi_patients p ON p.id = r.patient_id WHERE r.id = ?`, id).
+	err := d.db.QueryRow(ctx, recordWithFactsQuery, id).
 		Scan(append(append([]any{&patientID}, raw.targets()...), fs.targets()...)...)
 	if errors.Is(err, store.ErrNotFound) {
 		return Record{}, fmt.Errorf("%w: record %s", ErrNotFound, id)
@@ -197,6 +196,12 @@ func (d *Door) Record(ctx context.Context, req Request, id string) (Record, erro
 	}
 	return raw.open(pk, patientID)
 }
+
+// recordWithFactsQuery reads one sealed record with its patient's facts.
+// Built once: Record runs on every read, and the statement cache finds
+// the prepared statement by its text.
+var recordWithFactsQuery = `SELECT r.patient_id, ` + rawRecordColumns("r.") + `, ` + prefixed("p.", factsColumns) + `
+		FROM phi_records r JOIN phi_patients p ON p.id = r.patient_id WHERE r.id = ?`
 
 // prefixed puts a table alias before each of a list of columns.
 func prefixed(alias, columns string) string {

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/medsec/medsec/internal/alerts"
@@ -148,6 +149,8 @@ type Door struct {
 	indexKey []byte
 	now      func() time.Time
 	surnames surnameCache
+	// labelMACs pools HMACs keyed with indexKey (see labelMAC).
+	labelMACs sync.Pool
 }
 
 // Config assembles a Door.

@@ -273,6 +273,13 @@ func (l *Log) appendInTx(ctx context.Context, tx *store.Tx, bodies [][]byte) (ui
 	var chain any = l.cfg.Chain
 	const cols, perStmt = 4, 200
 	args := make([]any, 0, cols*perStmt)
+	// A batch of several full statements parses the full one once.
+	var full *store.TxStmt
+	if len(bodies) >= 2*perStmt {
+		if full, err = tx.Prepare(ctx, `INSERT INTO audit_events (chain, idx, event, mac) VALUES `+store.Placeholders(perStmt, cols)); err != nil {
+			return 0, fmt.Errorf("write audit events: %w", err)
+		}
+	}
 	for i, body := range bodies {
 		idx := first + uint64(i)
 		in := withIndex(body, idx) // 0x00 || leaf
@@ -286,7 +293,13 @@ func (l *Log) appendInTx(ctx context.Context, tx *store.Tx, bodies [][]byte) (ui
 		args = append(args, chain, int64(idx), in[1:], m)
 		if len(args) == cols*perStmt || i == len(bodies)-1 {
 			n := len(args) / cols
-			if _, err := tx.Exec(ctx, `INSERT INTO audit_events (chain, idx, event, mac) VALUES `+store.Placeholders(n, cols), args...); err != nil {
+			var err error
+			if n == perStmt && full != nil {
+				_, err = full.Exec(ctx, args...)
+			} else {
+				_, err = tx.Exec(ctx, `INSERT INTO audit_events (chain, idx, event, mac) VALUES `+store.Placeholders(n, cols), args...)
+			}
+			if err != nil {
 				return 0, fmt.Errorf("write audit events: %w", err)
 			}
 			args = args[:0]

@@ -230,6 +230,28 @@ func (t *Tx) QueryRow(ctx context.Context, query string, args ...any) *Row {
 	return &Row{row: t.tx.QueryRowContext(ctx, t.db.rebind(query), args...), classify: t.db.classify}
 }
 
+// Prepare makes a statement for repeated use within the transaction only
+// (on its own connection); it is closed when the transaction ends.
+func (t *Tx) Prepare(ctx context.Context, query string) (*TxStmt, error) {
+	st, err := t.tx.PrepareContext(ctx, t.db.rebind(query))
+	if err != nil {
+		return nil, t.db.classify(err)
+	}
+	return &TxStmt{st: st, classify: t.db.classify}, nil
+}
+
+// TxStmt is a statement prepared in a transaction.
+type TxStmt struct {
+	st       *sql.Stmt
+	classify func(error) error
+}
+
+// Exec runs the statement.
+func (s *TxStmt) Exec(ctx context.Context, args ...any) (sql.Result, error) {
+	res, err := s.st.ExecContext(ctx, args...)
+	return res, s.classify(err)
+}
+
 // Dialect reports the backend's SQL dialect.
 func (t *Tx) Dialect() Dialect { return t.db.Dialect() }
 

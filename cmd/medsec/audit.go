@@ -120,6 +120,7 @@ func newAuditCheckProofCmd() *cobra.Command {
 
 func newAuditExportCmd() *cobra.Command {
 	var format, outFile string
+	var unverified bool
 	cmd := &cobra.Command{
 		Use:   "export",
 		Short: "Write the audit log as FHIR R4 AuditEvent NDJSON or RFC 5424 syslog lines",
@@ -133,6 +134,12 @@ func newAuditExportCmd() *cobra.Command {
 				return err
 			}
 			defer h.Close(cmd.Context())
+			// An export is evidence: it leaves only a log that verifies.
+			if !unverified {
+				if v, err := h.Verifier().Verify(cmd.Context()); err != nil || !v.OK {
+					return fmt.Errorf("export refused: %s; run medsec audit verify, or pass --unverified to export the log as it is", verifySummary(v, err))
+				}
+			}
 			var w io.Writer = cmd.OutOrStdout()
 			if outFile != "" {
 				f, err := os.OpenFile(outFile, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
@@ -154,5 +161,14 @@ func newAuditExportCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&format, "format", "fhir", "fhir (AuditEvent NDJSON) or syslog (RFC 5424)")
 	cmd.Flags().StringVar(&outFile, "out", "", "write to this new file instead of standard output")
+	cmd.Flags().BoolVar(&unverified, "unverified", false, "export even when the log does not verify (for an investigation of the tampering)")
 	return cmd
+}
+
+// verifySummary says why a verification did not pass.
+func verifySummary(v audit.Verification, err error) string {
+	if err != nil && !errors.Is(err, audit.ErrTampered) {
+		return err.Error()
+	}
+	return v.Summary()
 }

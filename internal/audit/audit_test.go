@@ -410,3 +410,16 @@ func TestHeadAndLatestCheckpoint(t *testing.T) {
 		}
 	})
 }
+
+// TestDecodeLeafRefusesForeign: bytes medsec never writes as an event are
+// an error, not an empty event in an export or a search.
+func TestDecodeLeafRefusesForeign(t *testing.T) {
+	for _, leaf := range []string{`null`, `{}`, `{"index":3}`, `{"index":3,"actor":"x","action":"a"}`} {
+		if e, err := DecodeLeaf([]byte(leaf)); !errors.Is(err, ErrTampered) {
+			t.Errorf("DecodeLeaf(%s) = %+v, %v; want ErrTampered", leaf, e, err)
+		}
+	}
+	if _, err := DecodeLeaf([]byte(`{"index":3,"actor":"x","action":"a","outcome":"success"}`)); err != nil {
+		t.Errorf("a complete event: %v", err)
+	}
+}

@@ -91,11 +91,16 @@ func withIndex(body []byte, idx uint64) []byte {
 	return append(out, body[len(prefix):]...)
 }
 
-// DecodeLeaf parses a leaf's bytes back into an Event.
+// DecodeLeaf parses a leaf's bytes back into an Event. A leaf medsec did
+// not write (null, {}, an event without actor, action or outcome) is an
+// error; whether the bytes are the ones appended is Verify's question.
 func DecodeLeaf(leaf []byte) (Event, error) {
 	var e Event
 	if err := json.Unmarshal(leaf, &e); err != nil {
 		return Event{}, fmt.Errorf("decode audit event: %w", err)
+	}
+	if e.Action == "" || e.Actor == "" || e.Outcome == "" {
+		return Event{}, fmt.Errorf("decode audit event: no actor, action or outcome: not an event medsec wrote (%w)", ErrTampered)
 	}
 	return e, nil
 }

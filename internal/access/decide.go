@@ -13,9 +13,9 @@ import (
 // Engine holds the validated policies. It is immutable after Load, so one
 // Engine serves every goroutine; Decide does no I/O.
 type Engine struct {
-	decisive     policyList // permits and forbids that decide
-	flagsOnAllow policyList // flag policies for allowed requests
-	flagsOnDeny  policyList // flag policies for denied requests
+	decisive     *policyList // permits and forbids that decide
+	flagsOnAllow *policyList // flag policies for allowed requests
+	flagsOnDeny  *policyList // flag policies for denied requests
 	meta         map[types.PolicyID]policyMeta
 }
 
@@ -25,18 +25,28 @@ type namedPolicy struct {
 }
 
 // policyList keeps policies in file order, so that a decision lists its
-// policies in the same order every time (a map would not).
-type policyList []namedPolicy
+// policies in the same order every time (a map would not). Its iterator is
+// built once: cedar.Authorize takes an interface, and a slice or a fresh
+// closure handed to it costs an allocation on every decision.
+type policyList struct {
+	policies []namedPolicy
+	all      iter.Seq2[cedar.PolicyID, *cedar.Policy]
+}
 
-func (l policyList) All() iter.Seq2[cedar.PolicyID, *cedar.Policy] {
-	return func(yield func(cedar.PolicyID, *cedar.Policy) bool) {
-		for _, np := range l {
+func newPolicyList(ps []namedPolicy) *policyList {
+	l := &policyList{policies: ps}
+	l.all = func(yield func(cedar.PolicyID, *cedar.Policy) bool) {
+		for _, np := range l.policies {
 			if !yield(np.id, np.policy) {
 				return
 			}
 		}
 	}
+	return l
 }
+
+// All implements cedar.PolicyIterator.
+func (l *policyList) All() iter.Seq2[cedar.PolicyID, *cedar.Policy] { return l.all }
 
 // Decision is the answer to a Request, as it goes into the audit log.
 type Decision struct {
@@ -119,7 +129,7 @@ func (e *Engine) addFlags(d *Decision, c *cedarRequest) {
 	if d.Allow {
 		list = e.flagsOnAllow
 	}
-	if len(list) == 0 {
+	if len(list.policies) == 0 {
 		return
 	}
 	_, diag := cedar.Authorize(list, c, c.req)
@@ -239,8 +249,8 @@ type PolicyInfo struct {
 func (e *Engine) Policies() []PolicyInfo {
 	var out []PolicyInfo
 	seen := map[types.PolicyID]bool{}
-	for _, list := range []policyList{e.decisive, e.flagsOnAllow, e.flagsOnDeny} {
-		for _, np := range list {
+	for _, list := range []*policyList{e.decisive, e.flagsOnAllow, e.flagsOnDeny} {
+		for _, np := range list.policies {
 			if seen[np.id] {
 				continue
 			}

@@ -372,7 +372,7 @@ func TestEmergencyConditionIsTheSameEverywhere(t *testing.T) {
 // clause, rendered and sorted.
 func conjuncts(t *testing.T, e *Engine, id string, which xast.Condition) []string {
 	t.Helper()
-	for _, np := range e.decisive {
+	for _, np := range e.decisive.policies {
 		if string(np.id) != id {
 			continue
 		}

@@ -2,6 +2,7 @@ package access
 
 import (
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cedar-policy/cedar-go/types"
@@ -95,35 +96,45 @@ func staffEntity(s Staff) types.Entity {
 	for _, w := range s.Wards {
 		wards = append(wards, types.String(w))
 	}
-	return types.Entity{
-		UID: staffUID(s.ID),
-		Attributes: types.NewRecord(types.RecordMap{
-			"role":       enumRef(typeRole, string(s.Role)),
-			"department": types.String(s.Department),
-			"position":   types.String(s.Position),
-			"wards":      setOf(wards),
-			"mfa":        types.Boolean(s.MFA),
-		}),
-	}
+	m := recordMap()
+	m["role"] = enumRef(typeRole, string(s.Role))
+	m["department"] = types.String(s.Department)
+	m["position"] = types.String(s.Position)
+	m["wards"] = setOf(wards)
+	m["mfa"] = types.Boolean(s.MFA)
+	return types.Entity{UID: staffUID(s.ID), Attributes: newRecord(m)}
 }
 
 func patientEntity(r *Request) types.Entity {
 	p := r.Patient
-	attrs := types.RecordMap{
-		"department":       types.String(p.Department),
-		"ward":             types.String(p.Ward),
-		"care_team":        staffSet(p.CareTeam),
-		"active_encounter": types.Boolean(p.ActiveEncounter),
-		"labels":           labelSet(p.Labels),
-	}
+	attrs := recordMap()
+	attrs["department"] = types.String(p.Department)
+	attrs["ward"] = types.String(p.Ward)
+	attrs["care_team"] = staffSet(p.CareTeam)
+	attrs["active_encounter"] = types.Boolean(p.ActiveEncounter)
+	attrs["labels"] = labelSet(p.Labels)
 	if p.Attending != "" {
 		attrs["attending"] = staffUID(p.Attending)
 	}
 	attrs["consent_permits"], attrs["consent_denies"] = consentSets(p.Consents, r.DataClass, r.Now)
 	return types.Entity{
 		UID:        types.NewEntityUID(typePatient, types.String(p.ID)),
-		Attributes: types.NewRecord(attrs),
+		Attributes: newRecord(attrs),
 	}
+}
+
+// recordMaps pools the maps Cedar records are built from: types.NewRecord
+// copies its map, so the one filled for it can be cleared and filled again.
+var recordMaps = sync.Pool{New: func() any { return make(types.RecordMap, 8) }}
+
+func recordMap() types.RecordMap { return recordMaps.Get().(types.RecordMap) }
+
+// newRecord makes the record of m and returns m to the pool.
+func newRecord(m types.RecordMap) types.Record {
+	r := types.NewRecord(m)
+	clear(m)
+	recordMaps.Put(m)
+	return r
 }
 
 // setOf builds a Cedar set; the small buffers callers pass stay on the
@@ -173,16 +184,16 @@ func consentSets(cs []Consent, class DataClass, now time.Time) (permits, denies 
 }
 
 func contextRecord(r *Request) types.Record {
-	return types.NewRecord(types.RecordMap{
-		"data_class":   enumRef(typeDataClass, string(r.DataClass)),
-		"purpose":      enumRef(typePurpose, string(r.Purpose)),
-		"now":          types.NewDatetime(r.Now),
-		"break_glass":  contextBreakGlass(r.BreakGlass),
-		"grant":        grantRecord(r),
-		"legal_basis":  types.String(strings.TrimSpace(r.LegalBasis)),
-		"same_surname": types.Boolean(r.SameSurname),
-		"co_worker":    types.Boolean(r.CoWorker),
-	})
+	m := recordMap()
+	m["data_class"] = enumRef(typeDataClass, string(r.DataClass))
+	m["purpose"] = enumRef(typePurpose, string(r.Purpose))
+	m["now"] = types.NewDatetime(r.Now)
+	m["break_glass"] = contextBreakGlass(r.BreakGlass)
+	m["grant"] = grantRecord(r)
+	m["legal_basis"] = types.String(strings.TrimSpace(r.LegalBasis))
+	m["same_surname"] = types.Boolean(r.SameSurname)
+	m["co_worker"] = types.Boolean(r.CoWorker)
+	return newRecord(m)
 }
 
 func contextBreakGlass(b BreakGlass) types.Record {

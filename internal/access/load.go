@@ -405,22 +405,24 @@ func (c *compiler) checkEntityLiteral(uid types.EntityUID) error {
 
 func (c *compiler) engine() *Engine {
 	e := &Engine{meta: map[types.PolicyID]policyMeta{}}
+	var decisive, flagAllow, flagDeny []namedPolicy
 	for _, cp := range c.policies {
 		id := types.PolicyID(cp.meta.id)
 		e.meta[id] = cp.meta
 		np := namedPolicy{id: id, policy: cp.policy}
 		switch {
 		case len(cp.meta.flags) == 0:
-			e.decisive = append(e.decisive, np)
+			decisive = append(decisive, np)
 		case cp.meta.on == onAllow:
-			e.flagsOnAllow = append(e.flagsOnAllow, np)
+			flagAllow = append(flagAllow, np)
 		case cp.meta.on == onDeny:
-			e.flagsOnDeny = append(e.flagsOnDeny, np)
+			flagDeny = append(flagDeny, np)
 		default:
-			e.flagsOnAllow = append(e.flagsOnAllow, np)
-			e.flagsOnDeny = append(e.flagsOnDeny, np)
+			flagAllow = append(flagAllow, np)
+			flagDeny = append(flagDeny, np)
 		}
 	}
+	e.decisive, e.flagsOnAllow, e.flagsOnDeny = newPolicyList(decisive), newPolicyList(flagAllow), newPolicyList(flagDeny)
 	return e
 }
 

@@ -160,11 +160,15 @@ type Querier interface {
 // Row is a single-row result whose Scan reports ErrNotFound for no rows.
 type Row struct {
 	row      *sql.Row
+	err      error // the query did not run
 	classify func(error) error
 }
 
 // Scan copies the row's columns into dest.
 func (r *Row) Scan(dest ...any) error {
+	if r.err != nil {
+		return r.err
+	}
 	err := r.row.Scan(dest...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return ErrNotFound
@@ -195,7 +199,20 @@ func (db *DB) Query(ctx context.Context, query string, args ...any) (*sql.Rows, 
 }
 
 // QueryRow reads one row through the read pool.
+//
+// On SQLite a read that has started runs to its end whatever ctx does
+// (one whose ctx is already done is refused): database/sql and the driver
+// each watch a cancellable context with a goroutine per query, which cost
+// more than a one-row read itself, and such a read takes microseconds and,
+// in WAL mode, waits for no writer, so a cancel has nothing to cut short.
+// PostgreSQL reads keep ctx: there a cancel stops work on the server.
 func (db *DB) QueryRow(ctx context.Context, query string, args ...any) *Row {
+	if db.Dialect() == SQLite {
+		if err := ctx.Err(); err != nil {
+			return &Row{err: err, classify: db.classify}
+		}
+		ctx = context.WithoutCancel(ctx)
+	}
 	q := db.rebind(query)
 	st, err := db.readStmts.get(ctx, db.read, q)
 	if err != nil || st == nil {

@@ -39,6 +39,7 @@ func Run(t *testing.T, open func(t testing.TB) *store.DB) {
 		{"BinaryAndIntegers", testBinaryAndIntegers},
 		{"MultiRowInsert", testMultiRowInsert},
 		{"ConcurrentChainWriters", testConcurrentChain},
+		{"QueryRowContext", testQueryRowContext},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -193,5 +194,21 @@ func testConcurrentChain(t *testing.T, db *store.DB) {
 	db.QueryRow(ctx, `SELECT value FROM counters WHERE name = 'c'`).Scan(&v)
 	if v != workers*each {
 		t.Errorf("got counter %d, want %d: a concurrent increment was lost", v, workers*each)
+	}
+}
+
+// testQueryRowContext: a one-row read whose context is already cancelled
+// is refused with the context's error; one under a live cancellable
+// context reads its row (on SQLite it runs without watching the context).
+func testQueryRowContext(t *testing.T, db *store.DB) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var n int
+	if err := db.QueryRow(ctx, `SELECT value FROM counters WHERE name = 'c'`).Scan(&n); err != nil {
+		t.Fatalf("read under a live context: %v", err)
+	}
+	cancel()
+	err := db.QueryRow(ctx, `SELECT value FROM counters WHERE name = 'c'`).Scan(&n)
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("read under a cancelled context: got %v, want context.Canceled", err)
 	}
 }

@@ -21,7 +21,7 @@ func newAuditCmd() *cobra.Command {
 }
 
 func newAuditVerifyCmd() *cobra.Command {
-	var asJSON bool
+	var asJSON, index bool
 	cmd := &cobra.Command{
 		Use:   "verify",
 		Short: "Recompute the audit tree and check it against the signed checkpoints (exit 1 names the first bad event)",
@@ -32,7 +32,9 @@ func newAuditVerifyCmd() *cobra.Command {
 				return err
 			}
 			defer h.Close(cmd.Context())
-			v, err := h.Verifier().Verify(cmd.Context())
+			vf := h.Verifier()
+			vf.Index = index
+			v, err := vf.Verify(cmd.Context())
 			if err != nil && !errors.Is(err, audit.ErrTampered) {
 				return err
 			}
@@ -49,6 +51,7 @@ func newAuditVerifyCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	cmd.Flags().BoolVar(&index, "index", false, "also check the index by patient against the events (finds a read hidden from a patient's access history; a second pass over the log)")
 	return cmd
 }
 

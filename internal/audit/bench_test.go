@@ -4,6 +4,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -16,13 +19,16 @@ import (
 func BenchmarkAppend(b *testing.B) {
 	f := newBenchFixture(b)
 	ctx := context.Background()
-	ev := testEvent(1)
+	evs := benchEvents()
+	var g atomic.Int64
 	b.SetParallelism(512) // a busy server: many requests waiting on their audit events
 	b.ResetTimer()
 	cpu := startCPU()
 	b.RunParallel(func(pb *testing.PB) {
+		i := int(g.Add(1))
 		for pb.Next() {
-			if _, err := f.log.Append(ctx, ev); err != nil {
+			i += 7
+			if _, err := f.log.Append(ctx, evs[i%len(evs)]); err != nil {
 				b.Error(err)
 				return
 			}
@@ -55,15 +61,33 @@ func BenchmarkVerify(b *testing.B) {
 	cpu.report(b, n*b.N)
 }
 
+// benchPatients is how many patients the benchmarks' events name, so the
+// patient index is written at many places as in a hospital.
+const benchPatients = 1000
+
+// benchEvents returns testEvent(1) once for each of benchPatients
+// patients; the events differ only in the pseudonym, all of one length.
+func benchEvents() []Event {
+	evs := make([]Event, benchPatients)
+	for i := range evs {
+		evs[i] = testEvent(1)
+		evs[i].Patient = fmt.Sprintf("P-%04d", i)
+	}
+	return evs
+}
+
+// fillBatch commits n events like ev as one group commit, each naming one
+// of benchPatients patients at random.
 func fillBatch(b *testing.B, f *fixture, ev Event, n int) {
-	body, _ := encodeBody(&ev)
-	bodies := make([][]byte, n)
+	bodies := make([][]byte, benchPatients)
 	for i := range bodies {
-		bodies[i] = body
+		e := ev
+		e.Patient = fmt.Sprintf("P-%04d", i)
+		bodies[i], _ = encodeBody(&e)
 	}
 	reqs := make([]*appendReq, n)
 	for i := range reqs {
-		reqs[i] = &appendReq{body: body, done: make(chan appendRes, 1)}
+		reqs[i] = &appendReq{body: bodies[rand.IntN(benchPatients)], done: make(chan appendRes, 1)}
 	}
 	f.log.commit(reqs)
 	if res := <-reqs[0].done; res.err != nil {

@@ -72,6 +72,7 @@ func (l *Log) Checkpoint(ctx context.Context) (Checkpoint, error) {
 		if err := appendCheckpointFile(l.cfg.CheckpointFile, cp); err != nil {
 			return Checkpoint{}, err
 		}
+		l.kickIndexer()
 	}
 	l.cpSize = cp.Size
 	return cp, nil

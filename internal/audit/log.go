@@ -51,6 +51,7 @@ var Migrations = []store.Migration{
 		note TEXT NOT NULL,
 		created_at BIGINT NOT NULL,
 		PRIMARY KEY (chain, size))`},
+	{Component: "audit", Version: 2, Name: "audit index by patient", SQL: patientIndexSQLite, Postgres: patientIndexPostgres},
 }
 
 // Config configures a Log.
@@ -78,6 +79,11 @@ type Log struct {
 	reqs    chan *appendReq
 	stop    chan struct{}
 	stopped chan struct{}
+
+	// indexKick wakes the patient indexer after a checkpoint; indexed is
+	// closed when it has stopped.
+	indexKick chan struct{}
+	indexed   chan struct{}
 
 	sendMu sync.RWMutex // held to send; Close takes it to stop new sends
 	closed bool
@@ -117,7 +123,8 @@ func Open(ctx context.Context, db *store.DB, cfg Config) (*Log, error) {
 		cfg.MaxBatch = 2000
 	}
 	l := &Log{db: db, cfg: cfg, rf: &compact.RangeFactory{Hash: hashChildren},
-		reqs: make(chan *appendReq, 4096), stop: make(chan struct{}), stopped: make(chan struct{})}
+		reqs: make(chan *appendReq, 4096), stop: make(chan struct{}), stopped: make(chan struct{}),
+		indexKick: make(chan struct{}, 1), indexed: make(chan struct{})}
 	latest, err := l.latestStoredCheckpoint(ctx)
 	if err != nil {
 		return nil, err
@@ -126,8 +133,34 @@ func Open(ctx context.Context, db *store.DB, cfg Config) (*Log, error) {
 	if _, err := l.Checkpoint(ctx); err != nil {
 		return nil, err
 	}
+	l.kickIndexer() // an upgraded or restarted log may have a backlog
 	go l.run()
+	go l.indexPatients()
 	return l, nil
+}
+
+// indexPatients is the background patient indexer: after each checkpoint
+// it brings the index up to the head, off the append path, so the catch-up
+// a patient query runs first has only the newest events to index. A failed
+// run is left to the next one, or to the query's own catch-up.
+func (l *Log) indexPatients() {
+	defer close(l.indexed)
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-l.indexKick:
+			IndexPatients(context.Background(), l.db, l.cfg.Chain)
+		}
+	}
+}
+
+// kickIndexer asks the background indexer for a run, unless one is due.
+func (l *Log) kickIndexer() {
+	select {
+	case l.indexKick <- struct{}{}:
+	default:
+	}
 }
 
 // Chain names the log's chain.
@@ -367,6 +400,7 @@ func (l *Log) Close(ctx context.Context) error {
 	l.sendMu.Unlock()
 	close(l.stop)
 	<-l.stopped
+	<-l.indexed
 	_, err := l.Checkpoint(ctx)
 	return err
 }

@@ -51,9 +51,9 @@ func (d *Door) AuditEvents(ctx context.Context, req Request, f AuditFilter) ([]a
 	return d.scanAudit(ctx, f)
 }
 
-// scanAudit walks the log and keeps the newest matching events. It reads
-// the whole chain: the log has no index by patient, which is fine for the
-// sizes a review reads and is the place to add one when it is not.
+// scanAudit keeps the newest matching events. With a patient it reads
+// that patient's events through the log's index by patient; without, it
+// walks the whole chain.
 func (d *Door) scanAudit(ctx context.Context, f AuditFilter) ([]audit.Event, error) {
 	limit := f.Limit
 	if limit <= 0 {
@@ -61,16 +61,25 @@ func (d *Door) scanAudit(ctx context.Context, f AuditFilter) ([]audit.Event, err
 	}
 	limit = min(limit, maxAuditEvents)
 	var ring []audit.Event
-	err := audit.Scan(ctx, d.db, d.log.Chain(), 0, 0, func(e audit.Event) error {
-		if !f.matches(e) {
-			return nil
-		}
-		if len(ring) == limit {
-			ring = ring[1:]
-		}
+	keep := func(e audit.Event) error {
 		ring = append(ring, e)
 		return nil
-	})
+	}
+	var err error
+	if f.pseudonym != "" {
+		q := audit.PatientQuery{Pseudonym: f.pseudonym, From: f.From, To: f.To, Limit: limit, Match: f.matches}
+		err = audit.ScanPatient(ctx, d.db, d.log.Chain(), q, keep)
+	} else {
+		err = audit.Scan(ctx, d.db, d.log.Chain(), 0, 0, func(e audit.Event) error {
+			if !f.matches(e) {
+				return nil
+			}
+			if len(ring) == limit {
+				ring = ring[1:]
+			}
+			return keep(e)
+		})
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read access log: %w", err)
 	}

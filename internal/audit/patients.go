@@ -187,9 +187,7 @@ func storeChunk(ctx context.Context, db *store.DB, chain string, from, to int64,
 
 // writePatientIndex writes the index rows of the events first,
 // first+1, … naming patients[i] ("" for none), in key order, so the b-tree
-// takes them as runs instead of scattered inserts. The chain is bound once
-// per statement and the block computed by the database: the driver binds
-// two values a row, which is most of what a row costs.
+// takes them as runs instead of scattered inserts.
 func writePatientIndex(ctx context.Context, tx *store.Tx, chain any, first uint64, patients []string) error {
 	order := make([]int, 0, len(patients))
 	for i, p := range patients {
@@ -204,49 +202,25 @@ func writePatientIndex(ctx context.Context, tx *store.Tx, chain any, first uint6
 		}
 		return cmp.Or(strings.Compare(patients[a], patients[b]), cmp.Compare(a, b))
 	})
-	pg := tx.Dialect() == store.Postgres
-	w := newRowWriter(tx, func(n int) string { return insertPatientRows(pg, n) }, 2, len(order), chain)
+	w := newRowWriter(tx, insertPatientRows, 4, len(order))
 	for _, i := range order {
-		if err := w.add(ctx, int64(first)+int64(i), patients[i]); err != nil {
+		idx := int64(first) + int64(i)
+		if err := w.add(ctx, chain, idx>>patientBlockBits, patients[i], idx); err != nil {
 			return err
 		}
 	}
 	return w.flush(ctx)
 }
 
-// insertPatientRows is the INSERT of n index rows whose values follow the
-// chain: numbered parameters, so the chain is bound once.
-func insertPatientRows(pg bool, n int) string {
+// insertPatientRows is the INSERT of n index rows.
+func insertPatientRows(n int) string {
 	if n == rowsPerInsert {
-		if pg {
-			return fullPatientInsertPG
-		}
-		return fullPatientInsertSQLite
+		return fullPatientInsert
 	}
-	return buildPatientInsert(pg, n)
+	return `INSERT INTO audit_patients (chain, block, patient, idx) VALUES ` + store.Placeholders(n, 4)
 }
 
-var (
-	fullPatientInsertSQLite = buildPatientInsert(false, rowsPerInsert)
-	fullPatientInsertPG     = buildPatientInsert(true, rowsPerInsert)
-)
-
-func buildPatientInsert(pg bool, n int) string {
-	p, cast := "?", ""
-	if pg {
-		p, cast = "$", "::BIGINT"
-	}
-	var b strings.Builder
-	b.WriteString(`INSERT INTO audit_patients (chain, block, patient, idx) VALUES `)
-	for i := range n {
-		idx, pat := strconv.Itoa(2+2*i), strconv.Itoa(3+2*i)
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		fmt.Fprintf(&b, "(%s1,%s%s%s>>%d,%s%s,%s%s%s)", p, p, idx, cast, patientBlockBits, p, pat, p, idx, cast)
-	}
-	return b.String()
-}
+var fullPatientInsert = `INSERT INTO audit_patients (chain, block, patient, idx) VALUES ` + store.Placeholders(rowsPerInsert, 4)
 
 const rowsPerInsert = 200
 

@@ -78,13 +78,21 @@ func (g *Gateway) admit(r *http.Request, id devices.Identity) (Ack, error) {
 	if ok, wait := g.limiter.allow(id.Serial, g.now()); !ok {
 		return Ack{}, &rateLimited{wait: wait}
 	}
-	if err := s.Verify(id.PublicKey); err != nil {
-		return Ack{}, err
-	}
-	if err := g.cfg.Limits.CheckSent(h.Time, g.now()); err != nil {
+	if err := g.check(s, id, h); err != nil {
 		return Ack{}, err
 	}
 	return g.enqueue(r.Context(), h, body)
+}
+
+// check verifies the signature and the send time. While it runs the queue
+// counts the message as arriving, so a commit waits for it (queue.linger).
+func (g *Gateway) check(s *phd.Signed, id devices.Identity, h phd.Header) error {
+	g.queue.arriving.Add(1)
+	defer g.queue.arriving.Add(-1)
+	if err := s.Verify(id.PublicKey); err != nil {
+		return err
+	}
+	return g.cfg.Limits.CheckSent(h.Time, g.now())
 }
 
 // device verifies the client certificate (once per certificate; its

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/medsec/medsec/internal/phd"
@@ -66,6 +67,8 @@ type Queue struct {
 	closed bool
 
 	caps refusalCaps // the commit loop's alone
+
+	arriving atomic.Int64 // messages being checked before they are queued
 }
 
 // Queued is one message waiting for the hospital.
@@ -88,8 +91,12 @@ type enqueue struct {
 	done    chan error
 }
 
-// maxGroup caps the messages of one group commit.
-const maxGroup = 512
+// maxGroup caps the messages of one group commit; maxLinger is the
+// longest a commit waits for messages still being checked.
+const (
+	maxGroup  = 512
+	maxLinger = 2 * time.Millisecond
+)
 
 // OpenQueue opens (creating) the queue in dir.
 func OpenQueue(ctx context.Context, dir string) (*Queue, error) {
@@ -153,6 +160,7 @@ func (q *Queue) commitLoop() {
 		select {
 		case e := <-q.writes:
 			group = q.fill(append(group[:0], e))
+			group = q.linger(group)
 			q.commit(group)
 		case <-q.stop:
 			for {
@@ -164,6 +172,26 @@ func (q *Queue) commitLoop() {
 			}
 		}
 	}
+}
+
+// linger holds a group open while messages are still being checked at
+// the gateway (their signatures verified), at most maxLinger, so that one
+// commit acknowledges them all instead of one commit each.
+func (q *Queue) linger(group []*enqueue) []*enqueue {
+	if q.arriving.Load() == 0 {
+		return group
+	}
+	t := time.NewTimer(maxLinger)
+	defer t.Stop()
+	for len(group) < maxGroup && q.arriving.Load() > 0 {
+		select {
+		case e := <-q.writes:
+			group = append(group, e)
+		case <-t.C:
+			return group
+		}
+	}
+	return group
 }
 
 func (q *Queue) fill(group []*enqueue) []*enqueue {

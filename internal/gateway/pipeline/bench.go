@@ -111,6 +111,7 @@ type bench struct {
 	h        *hospital.Hospital
 	p        *Pipeline
 	fleet    []gateway.FleetDevice
+	senders  []*gateway.Sender // one per device, kept across phases
 	patients []string
 	doctor   identity.Principal
 
@@ -178,6 +179,7 @@ func (b *bench) setup(ctx context.Context, opt BenchOptions) error {
 			return err
 		}
 		b.fleet = append(b.fleet, d)
+		b.senders = append(b.senders, gateway.NewSender(b.p.GatewayURL, d.Creds))
 	}
 	return nil
 }
@@ -207,6 +209,9 @@ func benchStaff(ctx context.Context, h *hospital.Hospital) (desk, doctor identit
 }
 
 func (b *bench) close() {
+	for _, s := range b.senders {
+		s.Close()
+	}
 	if b.p != nil {
 		b.p.Close()
 	}
@@ -259,7 +264,7 @@ func (b *bench) load(ctx context.Context, batch int, d time.Duration, rate float
 	var failed error
 	for i, fd := range b.fleet {
 		wg.Go(func() {
-			n, err := b.play(ctx, fd, uint64(i), batch, until, rate/float64(len(b.fleet)))
+			n, err := b.play(ctx, fd, b.senders[i], uint64(i), batch, until, rate/float64(len(b.fleet)))
 			mu.Lock()
 			ph.messages += n
 			if err != nil && failed == nil {
@@ -284,20 +289,25 @@ func (b *bench) load(ctx context.Context, batch int, d time.Duration, rate float
 	return ph, nil
 }
 
-// play is one device: seal, send (recording the send time), repeat.
-func (b *bench) play(ctx context.Context, fd gateway.FleetDevice, seed uint64, batch int, until time.Time, rate float64) (int, error) {
+// play is one device: seal, send (recording the send time), repeat. The
+// device keeps its connection to the gateway from one phase to the next,
+// as a real one does while it keeps sending.
+func (b *bench) play(ctx context.Context, fd gateway.FleetDevice, s *gateway.Sender, seed uint64, batch int, until time.Time, rate float64) (int, error) {
 	agent, err := fd.Agent()
 	if err != nil {
 		return 0, err
 	}
-	s := gateway.NewSender(b.p.GatewayURL, fd.Creds)
-	defer s.Close()
 	gen := device.NewGenerator(seed+1, 0)
 	var every time.Duration
-	if rate > 0 {
-		every = time.Duration(float64(time.Second) / rate)
-	}
 	next, n := time.Now(), 0
+	if rate > 0 {
+		// Paced devices start spread over one period, as real ones are
+		// not synchronized: otherwise every device sends at the same
+		// instant and the latency measured is that of a burst.
+		every = time.Duration(float64(time.Second) / rate)
+		next = next.Add(every * time.Duration(seed) / time.Duration(len(b.fleet)))
+		time.Sleep(time.Until(next))
+	}
 	for time.Now().Before(until) && ctx.Err() == nil {
 		now := time.Now()
 		msg, hdr, err := agent.Seal(gen.Batch(batch, now.Add(-time.Second), time.Second/time.Duration(batch)), now)

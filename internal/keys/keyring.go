@@ -227,6 +227,32 @@ func (k *Keyring) InBackups(ctx context.Context, patientID string) (bool, error)
 	return slices.Contains(r.Versions(), kek), nil
 }
 
+// ExposedInBackups counts the patients whose data key was destroyed
+// before the given time and can still be opened from a backup made before
+// its destruction, because the key-encryption key version that wrapped it
+// is still held. A provider that does not list its versions counts every
+// destroyed key.
+func (k *Keyring) ExposedInBackups(ctx context.Context, before time.Time) (int, error) {
+	rows, err := k.db.Query(ctx, `SELECT kek_id, COUNT(*) FROM data_keys WHERE kind = 'patient' AND destroyed_at IS NOT NULL AND destroyed_at < ? GROUP BY kek_id`, before.UnixNano())
+	if err != nil {
+		return 0, fmt.Errorf("count destroyed keys: %w", err)
+	}
+	defer rows.Close()
+	r, lists := k.provider.(Rotator)
+	n := 0
+	for rows.Next() {
+		var kek string
+		var c int
+		if err := rows.Scan(&kek, &c); err != nil {
+			return 0, err
+		}
+		if !lists || slices.Contains(r.Versions(), kek) {
+			n += c
+		}
+	}
+	return n, rows.Err()
+}
+
 // SystemKey returns the named 32-byte system secret (audit MAC key,
 // pseudonym key, blind-index key …), creating it on first use.
 func (k *Keyring) SystemKey(ctx context.Context, name string) ([]byte, error) {

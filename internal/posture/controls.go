@@ -90,6 +90,7 @@ var controls = []control{
 	{id: "audit-verified", name: "Audit log verified within 24 hours", check: checkVerified},
 	{id: "audit-checkpoint", name: "Signed audit checkpoints outside the database", check: checkCheckpointFile},
 	{id: "retention", name: "Retention and crypto-shredding", check: alertCheck(alerts.KindRetention, "retention problems wait for review", "retention runs by the schedule; no problem reported")},
+	{id: "backup-shredding", name: "Destroyed data unreadable in backups too", check: checkBackupShredding},
 	{id: "deidentification", name: "De-identification (DICOM, AI datasets)", capability: "deidentification",
 		enabled: func(c config.Capabilities) bool { return c.Deidentify }, check: builtIn("DICOM PS3.15 Annex E profile and k-anonymity checks apply to everything de-identified")},
 	{id: "display-masking", name: "Masked names on waiting-room displays", check: checkMasking},
@@ -408,4 +409,23 @@ func checkPolicy(_ context.Context, s *state) (State, string) {
 		}
 	}
 	return Pass, fmt.Sprintf("%d policies in force; %d test decisions came out as they must", len(engine.Policies()), len(cs))
+}
+
+// backupGrace is how long a destroyed patient's key may stay openable from
+// older backups before the posture fails: time for a scheduled
+// `medsec keys rotate`.
+const backupGrace = 7 * 24 * time.Hour
+
+// checkBackupShredding fails while a patient destroyed more than a week ago
+// can still be read from a backup made before the destruction (the KEK
+// version that wrapped the patient's key is still held).
+func checkBackupShredding(ctx context.Context, s *state) (State, string) {
+	n, err := s.h.Keys.ExposedInBackups(ctx, time.Now().Add(-backupGrace))
+	switch {
+	case err != nil:
+		return Fail, fmt.Sprintf("cannot count destroyed keys: %v", err)
+	case n > 0:
+		return Fail, fmt.Sprintf("%d patient(s) destroyed more than 7 days ago can still be read from backups made before: run medsec keys rotate, then replace the offline copy of the key file and destroy the old ones", n)
+	}
+	return Pass, "every patient destroyed more than 7 days ago is unreadable in backups too (the key-encryption key that wrapped the key is retired)"
 }

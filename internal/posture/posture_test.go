@@ -26,6 +26,7 @@ import (
 	"github.com/medsec/medsec/internal/identity"
 	"github.com/medsec/medsec/internal/keys"
 	"github.com/medsec/medsec/internal/lifecycle/lifecycletest"
+	"github.com/medsec/medsec/internal/store"
 	"github.com/medsec/medsec/internal/store/storetest"
 )
 
@@ -321,4 +322,30 @@ func TestLatestCheckpoint(t *testing.T) {
 	}
 	write(t, path, "")
 	wantState(t, f.check(t, Options{}), "audit-checkpoint", Fail, "holds no checkpoint")
+}
+
+// TestBackupShredding: a patient destroyed more than a week ago whose key
+// older backups can still open fails the posture until the key-encryption
+// key is rotated; a fresh destruction has the week's grace.
+func TestBackupShredding(t *testing.T) {
+	f := newFixture(t, "small")
+	ctx := context.Background()
+	err := f.h.DB.ReadWriteTx(ctx, func(ctx context.Context, tx *store.Tx) error {
+		if _, err := f.h.Keys.CreatePatientKey(ctx, tx, "pt_gone"); err != nil {
+			return err
+		}
+		return f.h.Keys.DestroyPatientKey(ctx, tx, "pt_gone", "test", "REQUEST test")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantState(t, f.check(t, Options{}), "backup-shredding", Pass, "more than 7 days ago")
+	if _, err := f.h.DB.Exec(ctx, `UPDATE data_keys SET destroyed_at = ? WHERE owner = 'patient:pt_gone'`, time.Now().Add(-8*24*time.Hour).UnixNano()); err != nil {
+		t.Fatal(err)
+	}
+	wantState(t, f.check(t, Options{}), "backup-shredding", Fail, "1 patient(s) destroyed more than 7 days ago")
+	if _, err := f.h.RotateKEK(ctx, "test", "test"); err != nil {
+		t.Fatal(err)
+	}
+	wantState(t, f.check(t, Options{}), "backup-shredding", Pass, "unreadable in backups too")
 }

@@ -52,7 +52,7 @@ var locations = []location{
 	{4, "HIS (OCS, EMR)", "create/collect, store/process, provide/use, destroy", always, []need{
 		encryption, malware, accessControl, identification, authority,
 		{"Document security", []string{"document-export"}}, traceability,
-		{"Destruction when retention ends (Table 3)", []string{"retention"}}}},
+		{"Destruction when retention ends (Table 3)", []string{"retention", "backup-shredding"}}}},
 	{5, "PACS", "create/collect", func(c config.Capabilities) bool { return c.PACS }, []need{
 		malware, {"User identification", []string{"staff-auth"}},
 		{"Anonymous/non-identification", []string{"deidentification"}}}},
@@ -121,7 +121,7 @@ var safeguardMap = []Safeguard{
 	{Standard: "HIPAA", Ref: "§164.312(c)(1)", Title: "Integrity", Controls: []string{"audit-checkpoint", "phd-envelope", "sealed-packages"}},
 	{Standard: "HIPAA", Ref: "§164.312(d)", Title: "Person or entity authentication", Controls: []string{"staff-auth", "privileged-mfa", "device-ca"}},
 	{Standard: "HIPAA", Ref: "§164.312(e)(1)", Title: "Transmission security", Controls: []string{"tls", "gateway-enrolled", "sealed-packages"}},
-	{Standard: "ISO 27799", Ref: "8.3", Title: "Media handling and disposal", Controls: []string{"retention", "destruction-receipts"}},
+	{Standard: "ISO 27799", Ref: "8.3", Title: "Media handling and disposal", Controls: []string{"retention", "backup-shredding", "destruction-receipts"}},
 	{Standard: "ISO 27799", Ref: "9", Title: "Access control", Controls: []string{"access-policy", "staff-auth", "privileged-mfa", "grant-approvals", "maintainer-timebox"}},
 	{Standard: "ISO 27799", Ref: "10", Title: "Cryptography", Controls: []string{"key-file", "data-directory", "sealed-packages"}},
 	{Standard: "ISO 27799", Ref: "12.2", Title: "Protection from malware", Controls: []string{"malware-screen"}},

@@ -93,7 +93,11 @@ func TestServeMetricsNeedSignIn(t *testing.T) {
 	if status, body := get(scrape); status != http.StatusOK || !strings.Contains(body, "go_goroutines") {
 		t.Errorf("metrics with a scrape token: %d, want 200 with the metrics", status)
 	}
-	if status, _ := get(scrape[:len(scrape)-1] + "X"); status != http.StatusUnauthorized {
+	changed := scrape[:len(scrape)-1] + "A"
+	if changed == scrape {
+		changed = scrape[:len(scrape)-1] + "B"
+	}
+	if status, _ := get(changed); status != http.StatusUnauthorized {
 		t.Errorf("metrics with a scrape token whose secret is changed: %d, want 401", status)
 	}
 	noFollow := ts.Client()

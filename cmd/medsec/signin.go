@@ -149,17 +149,10 @@ func newLoginCmd() *cobra.Command {
 		Short: "Open a staff session for the commands that follow (second factor where the role needs one)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			h, err := openHospital(cmd)
-			if err != nil {
-				return err
-			}
-			defer h.Close(cmd.Context())
-			p, err := staffPrincipal(cmd, h)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "signed in as %s (%s)%s; the session is kept in %s\n", p.Username, p.Role, mfaNote(p), sessionFile())
-			return nil
+			return asStaff(cmd, func(_ *hospital.Hospital, p identity.Principal) error {
+				fmt.Fprintf(cmd.OutOrStdout(), "signed in as %s (%s)%s; the session is kept in %s\n", p.Username, p.Role, mfaNote(p), sessionFile())
+				return nil
+			})
 		},
 	}
 	addSignInFlags(cmd)
